@@ -1,0 +1,196 @@
+"""Reading and writing every supported format, in batches, atomically."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from postkit.errors import PostkitError
+from postkit.io import OutputSet, detect_format, open_table, read_table, write_table
+
+FRAME = pd.DataFrame(
+    {
+        "post_id": ["p1", "p2", "p3", "p4", "p5"],
+        "forum": ["Robin", "Robin", "Jay", "Jay", "Magpie"],
+        "user_id": ["007", "u2", "u3", "u4", "u5"],
+        "text": ["hi, \"friends\"", "line one\nline two", "emoji 🙂 and ’curly’", "", "plain"],
+        "created_at": ["2020-01-01T00:00:00Z"] * 5,
+    }
+)
+
+FORMATS = ["posts.csv", "posts.jsonl", "posts.parquet", "posts_ds"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_round_trip_keeps_values_exactly(tmp_path, name):
+    path = tmp_path / name
+    write_table(FRAME, path)
+    back = read_table(path)
+    assert back.columns.tolist() == FRAME.columns.tolist()
+    assert back.astype(str).values.tolist() == FRAME.values.tolist()
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_batches_are_small_and_indexed_by_record_number(tmp_path, name):
+    path = tmp_path / name
+    write_table(FRAME, path)
+    batches = list(open_table(path, batch_size=2).batches())
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert [list(b.index) for b in batches] == [[0, 1], [2, 3], [4]]
+
+
+def test_csv_keeps_leading_zeros_and_empty_strings(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("post_id,user_id,note\n001,007,\n", encoding="utf-8")
+    frame = read_table(path)
+    assert frame.values.tolist() == [["001", "007", ""]]
+
+
+def test_csv_with_excel_bom(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_bytes("\ufeffpost_id,text\np1,hello\n".encode("utf-8"))
+    assert read_table(path).columns.tolist() == ["post_id", "text"]
+
+
+def test_jsonl_keeps_json_types(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"post_id": "p1", "likes": 3}\n\n{"post_id": "p2", "likes": null, "tags": ["a"]}\n')
+    frame = read_table(path)
+    assert frame["likes"].tolist()[0] == 3 and isinstance(frame["likes"].tolist()[0], int)
+    out = tmp_path / "out.jsonl"
+    write_table(frame, out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0] == {"post_id": "p1", "likes": 3, "tags": None}
+    assert lines[1] == {"post_id": "p2", "likes": None, "tags": ["a"]}
+
+
+def test_column_map_renames_on_read(tmp_path):
+    path = tmp_path / "posts.csv"
+    FRAME.rename(columns={"user_id": "author"}).to_csv(path, index=False)
+    reader = open_table(path, column_map=["user_id=author"], required=["user_id"])
+    assert "user_id" in reader.columns and "author" not in reader.columns
+    assert next(reader.batches())["user_id"].tolist()[0] == "007"
+
+
+def test_column_map_errors_name_the_problem(tmp_path):
+    path = tmp_path / "posts.csv"
+    write_table(FRAME, path)
+    with pytest.raises(PostkitError, match=r"column 'author' \(mapped with --column user_id=author\) is not in"):
+        open_table(path, column_map=["user_id=author"])
+    with pytest.raises(PostkitError, match=r"both 'user_id' and 'forum' are present"):
+        open_table(path, column_map=["user_id=forum"])
+    with pytest.raises(PostkitError, match=r"is not NAME=SOURCE"):
+        open_table(path, column_map=["user_id"])
+
+
+def test_missing_required_column_is_one_clear_error(tmp_path):
+    path = tmp_path / "posts.csv"
+    write_table(FRAME.drop(columns=["user_id"]), path)
+    with pytest.raises(PostkitError) as info:
+        open_table(path, required=["post_id", "user_id"])
+    message = str(info.value)
+    assert str(path) in message and "missing column 'user_id'" in message and "--column user_id=" in message
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "the file is empty"),
+        (b"post_id,text\n\xff\xfe bad\n", "not UTF-8"),
+    ],
+)
+def test_unreadable_csv(tmp_path, content, expected):
+    path = tmp_path / "posts.csv"
+    path.write_bytes(content)
+    with pytest.raises(PostkitError, match=expected):
+        list(open_table(path).batches())
+
+
+def test_malformed_csv_names_the_line(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("post_id,text\np1,ok\np2,too,many,fields\n")
+    with pytest.raises(PostkitError, match=r"malformed CSV.*line 3"):
+        list(open_table(path).batches())
+
+
+def test_invalid_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"post_id": "p1"}\n{"post_id": \n')
+    with pytest.raises(PostkitError, match=r"line 2: invalid JSON"):
+        list(open_table(path).batches())
+
+
+def test_unknown_extension_and_missing_file(tmp_path):
+    with pytest.raises(PostkitError, match=r"unsupported file type '.txt'"):
+        detect_format(tmp_path / "posts.txt")
+    with pytest.raises(PostkitError, match=r"file not found"):
+        open_table(tmp_path / "nope.csv")
+
+
+def test_failed_run_leaves_no_output_and_keeps_an_older_one(tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with OutputSet() as outputs:
+            writer = outputs.table(out)
+            writer.write(FRAME)
+            raise RuntimeError("boom half-way")
+    assert out.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temp files left
+
+
+def test_outputs_appear_together(tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.jsonl"
+    with OutputSet() as outputs:
+        outputs.table(a).write(FRAME)
+        outputs.table(b).write(FRAME)
+        assert not a.exists() and not b.exists()  # nothing published before the end
+    assert a.exists() and b.exists()
+
+
+def test_output_may_not_overwrite_an_input(tmp_path):
+    path = tmp_path / "posts.csv"
+    write_table(FRAME, path)
+    before = path.read_bytes()
+    with pytest.raises(PostkitError, match="would overwrite the input"):
+        with OutputSet(inputs=[path]) as outputs:
+            outputs.table(tmp_path / "." / "posts.csv")
+    assert path.read_bytes() == before
+
+
+def test_datasets_folder_is_replaced_but_other_folders_are_not(tmp_path):
+    target = tmp_path / "ds"
+    write_table(FRAME, target)
+    write_table(FRAME.head(2), target)
+    assert len(read_table(target)) == 2
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(PostkitError, match="not a datasets folder"):
+        write_table(FRAME, other)
+    assert (other / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_empty_output_still_has_its_columns(tmp_path, name):
+    path = tmp_path / name
+    write_table(FRAME.head(0), path)
+    assert read_table(path).columns.tolist() == FRAME.columns.tolist() or name.endswith(".jsonl")
+
+
+def test_parquet_pass_through_types_survive(tmp_path):
+    frame = FRAME.assign(likes=[1, 2, None, 4, 5], score=[0.5] * 5)
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source)
+    reader = open_table(source, batch_size=2)
+    out = tmp_path / "out.parquet"
+    with OutputSet(inputs=[source]) as outputs:
+        writer = outputs.table(out, schema_hint=reader.schema)
+        for batch in reader.batches():
+            writer.write(batch)
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(out).field("likes").type == pq.read_schema(source).field("likes").type
+    assert read_table(out)["likes"].tolist()[:2] == [1, 2]
