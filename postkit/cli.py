@@ -1,0 +1,246 @@
+"""The ``postkit`` command: options → one library call → progress and a summary.
+
+Every user mistake surfaces as a :class:`~postkit.errors.PostkitError`, which the root
+group prints as one line (plus the offending rows, when there are several) and exits
+with status 1 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import PostkitError
+from .timestamps import parse_timestamp
+
+_MAX_DETAILS = 20
+
+
+class _UserError(click.ClickException):
+    exit_code = 1
+
+    def __init__(self, error: PostkitError) -> None:
+        super().__init__(error.one_line())
+        self.error = error
+
+    def show(self, file: Any = None) -> None:
+        out = file or sys.stderr
+        click.echo(f"error: {self.error.one_line()}", file=out)
+        details = self.error.details
+        if len(details) > 1:
+            for line in details[:_MAX_DETAILS]:
+                click.echo(f"  {line}", file=out)
+            if len(details) > _MAX_DETAILS:
+                click.echo(f"  … and {len(details) - _MAX_DETAILS} more", file=out)
+
+
+class _Root(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PostkitError as error:
+            raise _UserError(error) from None
+
+
+def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}; use e.g. 2025-01-01T00:00:00Z") from None
+
+
+column_option = click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=SOURCE",
+    help="Use input column SOURCE as postkit's NAME (e.g. user_id=author). Repeatable.",
+)
+batch_option = click.option(
+    "--batch-size", default=50_000, show_default=True, type=click.IntRange(min=1),
+    help="Rows per batch; memory use grows with it.",
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _progress(quiet: bool) -> Callable[..., Any]:
+    from .progress import progress_bar
+
+    def open_bar(description: str, total: int | None = None):
+        return progress_bar(description, total=total, enabled=not quiet)
+
+    return open_bar
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="postkit")
+def main() -> None:
+    """Turn raw forum posts into an ethical research corpus.
+
+    Consent filtering with a verifiable audit log, de-identification, reproducible
+    sampling, CMO coding support and quote disguise. Run `postkit COMMAND --help`.
+    """
+
+
+# --------------------------------------------------------------------------- consent
+
+
+@main.group()
+def consent() -> None:
+    """Keep only posts whose authors opted in to research."""
+
+
+@consent.command("filter")
+@click.argument("posts", type=click.Path(path_type=Path))
+@click.option("--consent", "consent_path", required=True, type=click.Path(path_type=Path),
+              help="Consent records (user_id, status, recorded_at[, forum, expires_at, ...]).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Where to write the kept posts (.csv/.jsonl/.parquet or a datasets folder).")
+@click.option("--audit", required=True, type=click.Path(path_type=Path),
+              help="Where to write the hash-chained audit log (.jsonl).")
+@click.option("--as-of", callback=_timestamp, help="Judge consent at this time (default: now). Naive = UTC.")
+@click.option("--key-file", type=click.Path(path_type=Path),
+              help="Pseudonym key (else $POSTKIT_PSEUDONYM_KEY, else a new key is generated).")
+@column_option
+@click.option("--consent-column", "consent_columns", multiple=True, metavar="NAME=SOURCE",
+              help="Column mapping for the consent file. Repeatable.")
+@batch_option
+@quiet_option
+def consent_filter(posts, consent_path, output, audit, as_of, key_file, columns, consent_columns,
+                   batch_size, quiet) -> None:
+    """Keep posts whose author's latest applicable consent record is an opt-in.
+
+    Every post gets a decision and a reason in the audit log; the log's head hash is
+    printed at the end so it can be recorded elsewhere.
+
+    Example: postkit consent filter posts.csv --consent consent.csv
+    --output kept.parquet --audit audit.jsonl --as-of 2025-01-01
+    """
+    from .consent_filter import filter_consent_files
+    from .io import open_table
+    from .pseudonym import resolve_key
+
+    key = resolve_key(key_file, outputs=[output, audit])
+    if key.generated:
+        _echo_err(f"Generated a new pseudonym key: {key.origin} (keep it private; pass "
+                  f"--key-file {key.origin} to reuse the same pseudonyms)")
+    total = open_table(posts, column_map=columns).num_rows
+    with _progress(quiet)("consent", total) as advance:
+        summary = filter_consent_files(
+            posts, consent_path, output, audit, key, as_of=as_of, column_map=columns,
+            consent_column_map=consent_columns, batch_size=batch_size, on_progress=advance,
+        )
+    if not quiet:
+        click.echo(summary.render())
+
+
+@consent.command("check")
+@click.argument("consent_path", metavar="CONSENT", type=click.Path(path_type=Path))
+@click.option("--consent-column", "consent_columns", multiple=True, metavar="NAME=SOURCE",
+              help="Column mapping for the consent file. Repeatable.")
+def consent_check(consent_path, consent_columns) -> None:
+    """Validate a consent file without filtering anything.
+
+    Example: postkit consent check consent.csv
+    """
+    from collections import Counter
+
+    from .consent import CONSENT_REQUIRED, parse_consent_records
+    from .io import read_table
+    from .summary import text_table
+
+    frame = read_table(consent_path, column_map=consent_columns, required=CONSENT_REQUIRED)
+    records = parse_consent_records(frame, consent_path)
+    statuses = Counter(r.status for r in records)
+    forums = Counter(r.forum_label for r in records)
+    click.echo(f"{consent_path}: {len(records):,} valid records for "
+               f"{len({r.user_id for r in records}):,} users")
+    click.echo(text_table(["status", "records"], sorted(statuses.items())))
+    click.echo(text_table(["forum", "records"], sorted(forums.items())))
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@main.group()
+def audit() -> None:
+    """Check consent audit logs."""
+
+
+@audit.command("verify")
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="Also check that this output file is the one the log describes.")
+@click.option("--expect-head", help="The head hash recorded elsewhere when the log was made.")
+def audit_verify(log, output, expect_head) -> None:
+    """Exit 0 if the log's hash chain is intact, 1 naming the first bad line.
+
+    Example: postkit audit verify audit.jsonl --output kept.parquet
+    """
+    from .audit import verify_audit
+
+    result = verify_audit(log, output=output, expected_head=expect_head)
+    if result.ok:
+        extra = " and the output matches" if output else ""
+        click.echo(f"OK: {log} is intact ({result.entries:,} entries{extra}); head {result.head}")
+        return
+    click.echo(f"FAILED: {log}: {result.problem}")
+    sys.exit(1)
+
+
+# --------------------------------------------------------------------------- run / convert
+
+
+@main.command("run")
+@click.argument("study_file", metavar="STUDY.toml", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="Run folder (default: [study] output in the study file).")
+@quiet_option
+def run(study_file, output, quiet) -> None:
+    """Run the stages a study file configures, in order, into one run folder.
+
+    Example: postkit run corpora/demo/study.toml
+    """
+    from .pipeline import load_study, run_study
+
+    study = load_study(study_file, output)
+    echo = (lambda message: None) if quiet else click.echo
+    manifest = run_study(study, progress=_progress(quiet), echo=echo)
+    if not quiet:
+        stages = ", ".join(stage["name"] for stage in manifest["stages"])
+        click.echo(f"\nRun folder: {study.output} (stages: {stages}; manifest.json written)")
+
+
+@main.command("convert")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
+@column_option
+@batch_option
+def convert(source, target, columns, batch_size) -> None:
+    """Copy a table between CSV, JSONL, Parquet and datasets folders (by extension).
+
+    Example: postkit convert posts.csv posts.parquet
+    """
+    from .io import OutputSet, open_table
+
+    reader = open_table(source, batch_size=batch_size, column_map=columns)
+    with OutputSet(inputs=[source]) as outputs:
+        writer = outputs.table(target, schema_hint=reader.schema)
+        for frame in reader.batches():
+            writer.write(frame)
+        writer.set_empty_columns(reader.columns)
+    click.echo(f"{source} -> {target}: {writer.rows:,} rows")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

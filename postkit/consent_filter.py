@@ -1,0 +1,152 @@
+"""The consent stage over files: stream posts, decide, write kept rows and the audit log.
+
+Both outputs are written to temporary files and published together only when every
+post has been decided, so an error half-way (a duplicate post id, a bad file) leaves
+neither a partial corpus nor a log that describes a corpus which does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from . import __version__
+from .audit import AuditWriter
+from .consent import (
+    CONSENT_REQUIRED,
+    POLICY,
+    POST_KEY_COLUMNS,
+    ConsentCounts,
+    ConsentPolicy,
+    DuplicatePostIds,
+    Reason,
+    decide_batch,
+    parse_consent_records,
+    unmatched_forums,
+)
+from .hashing import sha256_path
+from .io import DEFAULT_BATCH_SIZE, OutputSet, open_table, read_table
+from .pseudonym import PseudonymKey, Pseudonymizer
+from .summary import text_table
+from .timestamps import iso, now_utc
+
+
+@dataclass
+class ConsentRunSummary:
+    counts: ConsentCounts
+    as_of: datetime
+    output: Path
+    audit: Path
+    audit_head: str
+    output_sha256: str
+    key: PseudonymKey
+    unmatched_forums: list[str]
+
+    def as_dict(self) -> dict:
+        return {
+            **self.counts.as_dict(),
+            "as_of": iso(self.as_of),
+            "audit_head": self.audit_head,
+            "output_sha256": self.output_sha256,
+            "key_id": self.key.key_id,
+            "consent_forums_without_posts": self.unmatched_forums,
+        }
+
+    def render(self) -> str:
+        """The end-of-run summary a data steward reads: totals, reasons, forums, head hash."""
+        counts = self.counts
+        lines = [
+            f"Consent as of {iso(self.as_of)}: {counts.total:,} posts -> "
+            f"{counts.kept:,} kept, {counts.excluded:,} excluded",
+            "",
+            text_table(["reason", "posts"], [[r.value, counts.by_reason[r.value]] for r in Reason]),
+            "",
+            text_table(
+                ["forum", "posts", "kept", "excluded"],
+                [
+                    [forum or "(missing)", sum(c.values()), c[Reason.OPTED_IN.value],
+                     sum(c.values()) - c[Reason.OPTED_IN.value]]
+                    for forum, c in sorted(counts.by_forum.items())
+                ],
+            ),
+            "",
+        ]
+        if self.unmatched_forums:
+            lines.append("Warning: consent records name forums no post belongs to (typo?): "
+                         + ", ".join(self.unmatched_forums))
+        lines += [
+            f"Output:     {self.output} (sha256 {self.output_sha256[:16]}…)",
+            f"Audit log:  {self.audit}",
+            f"Audit head: {self.audit_head}",
+            "  (record the head elsewhere; `postkit audit verify LOG --expect-head HEAD` checks it)",
+        ]
+        return "\n".join(lines)
+
+
+def filter_consent_files(
+    posts: str | Path,
+    consent: str | Path,
+    output: str | Path,
+    audit: str | Path,
+    key: PseudonymKey,
+    *,
+    as_of: datetime | None = None,
+    column_map: Mapping[str, str] | Sequence[str] | None = None,
+    consent_column_map: Mapping[str, str] | Sequence[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_progress: Callable[[int], None] | None = None,
+) -> ConsentRunSummary:
+    """Keep only consented posts of ``posts`` in ``output``; log every decision to ``audit``."""
+    posts, consent, output, audit = Path(posts), Path(consent), Path(output), Path(audit)
+    as_of = as_of or now_utc()
+    reader = open_table(posts, batch_size=batch_size, column_map=column_map, required=POST_KEY_COLUMNS)
+    consent_frame = read_table(consent, column_map=consent_column_map, required=CONSENT_REQUIRED)
+    policy = ConsentPolicy(parse_consent_records(consent_frame, consent), as_of)
+    pseudonymize = Pseudonymizer(key)
+    counts = ConsentCounts()
+    duplicates = DuplicatePostIds(posts)
+
+    header = {
+        "postkit_version": __version__,
+        "created_at": iso(now_utc()),
+        "as_of": iso(as_of),
+        "policy": POLICY,
+        "inputs": {
+            "posts": {"path": posts.name, "sha256": sha256_path(posts)},
+            "consent": {"path": consent.name, "sha256": sha256_path(consent)},
+        },
+        "key_id": key.key_id,
+    }
+    with OutputSet(inputs=[posts, consent]) as outputs:
+        writer = outputs.table(output, schema_hint=reader.schema)
+        _, audit_temp = outputs.file(audit)
+        with open(audit_temp, "wb") as handle:
+            log = AuditWriter(handle, header)
+            for frame in reader.batches():
+                decided = decide_batch(frame, policy, pseudonymize, counts, duplicates)
+                writer.write(frame[decided.kept_mask])
+                log.write_entries(decided.entries)
+                if on_progress:
+                    on_progress(len(frame))
+            if writer.columns is None:
+                writer.set_empty_columns(reader.columns)
+            output_sha256 = sha256_path(writer.finish())
+            head = log.close(
+                {
+                    "counts": counts.as_dict(),
+                    "output": {"path": output.name, "sha256": output_sha256},
+                    "output_sha256": output_sha256,
+                }
+            )
+    return ConsentRunSummary(
+        counts=counts,
+        as_of=as_of,
+        output=output,
+        audit=audit,
+        audit_head=head,
+        output_sha256=output_sha256,
+        key=key,
+        unmatched_forums=unmatched_forums(policy, counts),
+    )

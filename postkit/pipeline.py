@@ -1,0 +1,284 @@
+"""``postkit run STUDY.toml``: the configured stages, in order, into one run folder.
+
+A study file names its inputs and the stages to run; each stage reads the previous
+stage's output and writes its own sub-folder. The whole run is built in a temporary
+folder and renamed into place at the end with a ``manifest.json`` (inputs' sha256,
+the config, versions, counts per stage), so a failed run leaves nothing behind and a
+finished one can be checked later against exactly what produced it.
+
+Stages register themselves in :data:`STAGES` (name → function), like spaCy's
+registered components; later stages (de-identification, sampling, tagging,
+disguise) plug in the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .errors import PostkitError
+from .hashing import sha256_path
+from .io import FORMATS, parse_column_map
+from .pseudonym import resolve_key
+from .timestamps import iso, now_utc, parse_timestamp
+
+MANIFEST = "manifest.json"
+_EXTENSION = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "hf": ""}
+_SECTIONS = {"study", "inputs", "pipeline"}
+
+
+@dataclass
+class Study:
+    path: Path
+    config: dict[str, Any]
+    name: str
+    output: Path
+    posts: Path
+    consent: Path | None
+    column_map: dict[str, str]
+    consent_column_map: dict[str, str]
+    stages: list[str]
+    format: str
+    batch_size: int
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.config.get(name, {}))
+
+    def resolve(self, value: str) -> Path:
+        """Paths in a study file are relative to the study file, not the shell's cwd."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.path.parent / path)
+
+
+@dataclass
+class StageContext:
+    study: Study
+    input: Path
+    folder: Path  # this stage's folder inside the (temporary) run folder
+    run_folder: Path
+    final_run_folder: Path
+    progress: Callable[[str, int | None], Any]
+    echo: Callable[[str], None]
+    first: bool  # reads the raw study input (so --column mappings apply)
+
+    def output_path(self, stem: str) -> Path:
+        return self.folder / f"{stem}{_EXTENSION[self.study.format]}"
+
+
+@dataclass
+class StageResult:
+    output: Path
+    counts: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+StageFunction = Callable[[StageContext, dict[str, Any]], StageResult]
+STAGES: dict[str, StageFunction] = {}
+
+
+def register_stage(name: str) -> Callable[[StageFunction], StageFunction]:
+    def decorate(function: StageFunction) -> StageFunction:
+        STAGES[name] = function
+        return function
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- study file
+
+
+def _fail(study_path: Path, message: str, fix: str | None = None) -> PostkitError:
+    return PostkitError(message, path=study_path, fix=fix)
+
+
+def load_study(path: str | Path, output: str | Path | None = None) -> Study:
+    path = Path(path)
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PostkitError("study file not found", path=path, fix="check the path") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(path, f"not valid TOML ({exc})", "fix the syntax at that line") from None
+    _load_stage_modules()
+    known = _SECTIONS | set(STAGES)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise _fail(path, f"unknown section [{unknown[0]}]", f"known sections: {', '.join(sorted(known))}")
+    study_section = config.get("study", {})
+    inputs = config.get("inputs", {})
+    if "posts" not in inputs:
+        raise _fail(path, "[inputs] needs posts = \"FILE\"", "name the posts file, relative to the study file")
+    stages = config.get("pipeline", {}).get("stages", [])
+    if not isinstance(stages, list) or not stages or not all(isinstance(s, str) for s in stages):
+        raise _fail(path, "[pipeline] stages must be a non-empty list of stage names",
+                    f"e.g. stages = [\"consent\"]; known: {', '.join(STAGES)}")
+    for stage in stages:
+        if stage not in STAGES:
+            raise _fail(path, f"[pipeline] stages: unknown stage '{stage}'", f"known stages: {', '.join(STAGES)}")
+    if len(set(stages)) != len(stages):
+        raise _fail(path, "[pipeline] stages lists a stage twice", "list each stage once")
+    fmt = study_section.get("format", "parquet")
+    if fmt not in FORMATS:
+        raise _fail(path, f"[study] format '{fmt}' is not supported", f"use one of {', '.join(FORMATS)}")
+    batch_size = study_section.get("batch_size", 50_000)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise _fail(path, "[study] batch_size must be a positive whole number")
+    study = Study(
+        path=path,
+        config=config,
+        name=str(study_section.get("name", path.stem)),
+        output=Path("."),
+        posts=Path(),
+        consent=None,
+        column_map=parse_column_map(inputs.get("columns") or {}),
+        consent_column_map=parse_column_map(inputs.get("consent_columns") or {}),
+        stages=stages,
+        format=fmt,
+        batch_size=batch_size,
+    )
+    study.posts = study.resolve(inputs["posts"])
+    study.consent = study.resolve(inputs["consent"]) if inputs.get("consent") else None
+    for label, source in (("posts", study.posts), ("consent", study.consent)):
+        if source is not None and not source.exists():
+            raise PostkitError(f"file not found (named by [inputs] {label} in {path})", path=source,
+                               fix="paths in a study file are relative to the study file")
+    if output is not None:
+        study.output = Path(output)
+    else:
+        study.output = study.resolve(study_section.get("output", f"{path.stem}-run"))
+    return study
+
+
+def _load_stage_modules() -> None:
+    """Importing a stage module registers it."""
+    from . import stages  # noqa: F401
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _versions() -> dict[str, str]:
+    found = {"postkit": __version__, "python": platform.python_version()}
+    for package in ("pandas", "pyarrow", "datasets", "click"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _check_output_folder(output: Path, study: Study) -> None:
+    inputs = [study.path, study.posts] + ([study.consent] if study.consent else [])
+    for source in inputs:
+        resolved = source.resolve()
+        if resolved == output.resolve() or output.resolve() in resolved.parents:
+            raise PostkitError(
+                f"the run folder would contain the input {source}",
+                path=output,
+                fix="choose an output folder that holds no inputs",
+            )
+    if output.exists():
+        if not output.is_dir():
+            raise PostkitError("a file exists where the run folder should go", path=output,
+                               fix="choose another output folder")
+        if any(output.iterdir()) and not (output / MANIFEST).exists():
+            raise PostkitError(
+                "the folder exists and is not a postkit run folder",
+                path=output,
+                fix="choose a new folder; postkit only replaces folders holding a manifest.json",
+            )
+
+
+def run_study(
+    study: Study,
+    *,
+    progress: Callable[[str, int | None], Any],
+    echo: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Run every stage; returns the manifest (also written as ``manifest.json``)."""
+    output = study.output
+    _check_output_folder(output, study)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    started = now_utc()
+    temp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp-postkit", dir=output.parent))
+    try:
+        manifest = {
+            "postkit_version": __version__,
+            "study": {"name": study.name, "path": str(study.path), "sha256": sha256_path(study.path)},
+            "config": study.config,
+            "inputs": {
+                name: {"path": str(p), "sha256": sha256_path(p)}
+                for name, p in (("posts", study.posts), ("consent", study.consent)) if p is not None
+            },
+            "versions": _versions(),
+            "started_at": iso(started),
+            "stages": [],
+        }
+        current = study.posts
+        for index, name in enumerate(study.stages):
+            folder = temp / name
+            folder.mkdir()
+            context = StageContext(study, current, folder, temp, output, progress, echo, first=index == 0)
+            result = STAGES[name](context, study.section(name))
+            manifest["stages"].append(
+                {
+                    "name": name,
+                    "output": result.output.relative_to(temp).as_posix(),
+                    "counts": result.counts,
+                    "files": {
+                        label: {"path": p.relative_to(temp).as_posix(), "sha256": sha256_path(p)}
+                        for label, p in result.files.items()
+                    },
+                    **result.notes,
+                }
+            )
+            current = result.output
+        manifest["output"] = current.relative_to(temp).as_posix()
+        manifest["finished_at"] = iso(now_utc())
+        (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                     encoding="utf-8")
+        _publish_folder(temp, output)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _publish_folder(temp: Path, output: Path) -> None:
+    if output.exists():
+        aside = output.with_name(f".{output.name}.old-postkit")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(output, aside)
+        os.replace(temp, output)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(temp, output)
+
+
+# --------------------------------------------------------------------------- helpers for stages
+
+
+def stage_timestamp(config: dict[str, Any], section: str, key: str, study: Study):
+    """A timestamp option of a stage section, or None when absent."""
+    value = config.get(key)
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise _fail(study.path, f"[{section}] {key}: {exc}", "use e.g. 2025-01-01T00:00:00Z") from None
+
+
+def stage_key(config: dict[str, Any], study: Study, final_run_folder: Path):
+    key_file = config.get("key_file")
+    return resolve_key(study.resolve(key_file) if key_file else None, outputs=[final_run_folder])

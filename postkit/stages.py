@@ -1,0 +1,61 @@
+"""The stages ``postkit run`` knows, each a thin adapter from a study section to a library call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .consent_filter import filter_consent_files
+from .errors import PostkitError
+from .pipeline import StageContext, StageResult, register_stage, stage_key, stage_timestamp
+
+_CONSENT_OPTIONS = {"as_of", "key_file"}
+
+
+def _check_options(context: StageContext, section: str, config: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise PostkitError(
+            f"[{section}] unknown option '{unknown[0]}'",
+            path=context.study.path,
+            fix=f"known options: {', '.join(sorted(known))}",
+        )
+
+
+@register_stage("consent")
+def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
+    _check_options(context, "consent", config, _CONSENT_OPTIONS)
+    study = context.study
+    if study.consent is None:
+        raise PostkitError("the consent stage needs [inputs] consent = \"FILE\"", path=study.path,
+                           fix="name the consent records file, relative to the study file")
+    if "as_of" not in config:
+        # A study must be rerunnable with the same result, so "now" is not a default here.
+        raise PostkitError("[consent] needs as_of = \"TIMESTAMP\"", path=study.path,
+                           fix="e.g. as_of = \"2025-01-01T00:00:00Z\" (the date consent is judged at)")
+    key = stage_key(config, study, context.final_run_folder)
+    if key.generated:
+        context.echo(f"Generated a new pseudonym key: {key.origin} (keep it private; "
+                     f"set key_file to reuse it)")
+    output = context.output_path("posts")
+    audit = context.folder / "audit.jsonl"
+    with context.progress("consent", None) as advance:
+        summary = filter_consent_files(
+            context.input,
+            study.consent,
+            output,
+            audit,
+            key,
+            as_of=stage_timestamp(config, "consent", "as_of", study),
+            column_map=study.column_map if context.first else None,
+            consent_column_map=study.consent_column_map,
+            batch_size=study.batch_size,
+            on_progress=advance,
+        )
+    context.echo(summary.render())
+    return StageResult(
+        output=output,
+        counts=summary.counts.as_dict(),
+        files={"posts": output, "audit": audit},
+        notes={"audit_head": summary.audit_head, "as_of": summary.as_dict()["as_of"],
+               "key_id": key.key_id},
+    )

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install postkit into .venv and run the demo study on the embedded corpus (corpora/demo/).
+source "$(dirname "$0")/_venv.sh"
+install_postkit ""
+
+# A pseudonym key kept outside the run folder and reused between demo runs, so user
+# pseudonyms stay the same each time (a real study keeps its key somewhere private).
+if [ ! -f .postkit-demo.key ]; then
+    (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_hex(32))' > .postkit-demo.key)
+fi
+export POSTKIT_PSEUDONYM_KEY="$(cat .postkit-demo.key)"
+
+.venv/bin/postkit run corpora/demo/study.toml
+echo
+.venv/bin/postkit audit verify corpora/demo/output/consent/audit.jsonl \
+    --output corpora/demo/output/consent/posts.parquet
