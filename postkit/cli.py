@@ -17,6 +17,10 @@ from . import __version__
 from .errors import PostkitError
 from .timestamps import parse_timestamp
 
+# The consent reason codes, listed here so `--help` needs no heavy imports.
+REASON_CODES = ["OPTED_IN", "NO_RECORD", "OPTED_OUT", "WITHDRAWN", "CONFLICT", "NOT_YET", "EXPIRED",
+                "INVALID_POST"]
+
 _MAX_DETAILS = 20
 
 
@@ -196,6 +200,48 @@ def audit_verify(log, output, expect_head) -> None:
         return
     click.echo(f"FAILED: {log}: {result.problem}")
     sys.exit(1)
+
+
+@audit.command("show")
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option("--post", "post_ids", multiple=True, metavar="POST_ID",
+              help="Show the decision for this post (repeatable).")
+@click.option("--reason", "reasons", multiple=True,
+              type=click.Choice(REASON_CODES, case_sensitive=False),
+              help="List every post excluded or kept for this reason (repeatable).")
+def audit_show(log, post_ids, reasons) -> None:
+    """Explain a log: its run, policy, counts, and why given posts were kept or excluded.
+
+    The log is verified first; an altered log is reported and nothing else is shown.
+
+    Example: postkit audit show audit.jsonl --post p0000042 --reason CONFLICT
+    """
+    from .audit import verify_audit
+    from .audit_report import describe_entry, describe_header, select_entries
+    from .summary import text_table
+
+    result = verify_audit(log)
+    if not result.ok:
+        click.echo(f"FAILED: {log}: {result.problem}")
+        sys.exit(1)
+    assert result.header is not None and result.footer is not None
+    click.echo(f"{log}: intact, {result.entries:,} decisions, head {result.head}")
+    for line in describe_header(result.header):
+        click.echo(f"  {line}")
+    counts = result.footer.get("counts", {})
+    click.echo(f"  kept {counts.get('kept', 0):,}, excluded {counts.get('excluded', 0):,}; "
+               f"output {result.footer.get('output', {}).get('path')} "
+               f"sha256 {result.footer.get('output_sha256')}")
+    click.echo(text_table(["reason", "posts"], list(counts.get("by_reason", {}).items())))
+    found: set[str] = set()
+    for entry in select_entries(log, post_ids, reasons):
+        if not found:
+            click.echo("")
+        click.echo(describe_entry(entry))
+        found.add(str(entry.get("post_id")))
+    unknown = sorted(set(post_ids) - found)
+    if unknown:
+        click.echo(f"not in this log: {', '.join(unknown)}")
 
 
 # --------------------------------------------------------------------------- run / convert

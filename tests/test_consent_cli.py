@@ -209,3 +209,25 @@ def test_convert_between_formats(corpus, tmp_path):
     result = run("convert", corpus["posts"], target)
     assert result.exit_code == 0 and "11 rows" in result.output
     assert read_table(target)["post_id"].tolist()[:2] == ["p01", "p02"]
+
+
+def test_audit_show_explains_decisions(corpus, tmp_path):
+    out, audit = tmp_path / "kept.csv", tmp_path / "audit.jsonl"
+    assert run(*filter_args(corpus, out, audit)).exit_code == 0
+    result = run("audit", "show", audit, "--post", "p03", "--post", "nope", "--reason", "conflict")
+    assert result.exit_code == 0
+    assert "consent judged as of 2025-01-01T00:00:00Z" in result.output
+    assert "p03  Magpie  user_" in result.output
+    assert "excluded WITHDRAWN  [row 4: withdrawn recorded 2023-05-01T09:00:00Z" in result.output
+    assert "p05  Jay" in result.output and "row 5: opt_in" in result.output and "row 6: opt_out" in result.output
+    assert "not in this log: nope" in result.output
+    audit.write_text(audit.read_text().replace('"reason":"WITHDRAWN"', '"reason":"OPTED_IN"'))
+    result = run("audit", "show", audit)
+    assert result.exit_code == 1 and "FAILED" in result.output
+
+
+def test_reason_codes_listed_in_cli_match_the_policy():
+    from postkit.cli import REASON_CODES
+    from postkit.consent import Reason
+
+    assert REASON_CODES == [r.value for r in Reason]
