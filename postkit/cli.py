@@ -80,8 +80,8 @@ def _echo_err(message: str) -> None:
 def _progress(quiet: bool) -> Callable[..., Any]:
     from .progress import progress_bar
 
-    def open_bar(description: str, total: int | None = None):
-        return progress_bar(description, total=total, enabled=not quiet)
+    def open_bar(description: str, total: int | None = None, unit: str = "rows"):
+        return progress_bar(description, total=total, unit=unit, enabled=not quiet)
 
     return open_bar
 
@@ -138,8 +138,8 @@ def consent_filter(posts, consent_path, output, audit, as_of, key_file, columns,
     if key.generated:
         _echo_err(f"Generated a new pseudonym key: {key.origin} (keep it private; pass "
                   f"--key-file {key.origin} to reuse the same pseudonyms)")
-    total = open_table(posts, column_map=columns).num_rows
-    with _progress(quiet)("consent", total) as advance:
+    reader = open_table(posts, column_map=columns)
+    with _progress(quiet)("consent", reader.progress_total, reader.progress_unit) as advance:
         summary = filter_consent_files(
             posts, consent_path, output, audit, key, as_of=as_of, column_map=columns,
             consent_column_map=consent_columns, batch_size=batch_size, on_progress=advance,

@@ -98,7 +98,11 @@ def filter_consent_files(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
 ) -> ConsentRunSummary:
-    """Keep only consented posts of ``posts`` in ``output``; log every decision to ``audit``."""
+    """Keep only consented posts of ``posts`` in ``output``; log every decision to ``audit``.
+
+    ``on_progress`` receives the bytes (CSV/JSONL) or rows (Parquet/datasets) read since
+    its last call; ``open_table(posts).progress_unit`` / ``progress_total`` size a bar.
+    """
     posts, consent, output, audit = Path(posts), Path(consent), Path(output), Path(audit)
     as_of = as_of or now_utc()
     reader = open_table(posts, batch_size=batch_size, column_map=column_map, required=POST_KEY_COLUMNS)
@@ -124,12 +128,10 @@ def filter_consent_files(
         _, audit_temp = outputs.file(audit)
         with open(audit_temp, "wb") as handle:
             log = AuditWriter(handle, header)
-            for frame in reader.batches():
+            for frame in reader.batches(on_progress):
                 decided = decide_batch(frame, policy, pseudonymize, counts, duplicates)
                 writer.write(frame[decided.kept_mask])
                 log.write_entries(decided.entries)
-                if on_progress:
-                    on_progress(len(frame))
             if writer.columns is None:
                 writer.set_empty_columns(reader.columns)
             output_sha256 = sha256_path(writer.finish())

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -160,14 +160,30 @@ class TableReader:
         self.num_rows = dataset.num_rows
         return list(self.schema.names)
 
-    def batches(self) -> Iterator[pd.DataFrame]:
-        """Yield DataFrames indexed by 0-based record number."""
+    @property
+    def progress_unit(self) -> str:
+        """Text formats report progress in bytes (their row count is unknown up front)."""
+        return "B" if self.format in ("csv", "jsonl") else "rows"
+
+    @property
+    def progress_total(self) -> int | None:
+        return self.path.stat().st_size if self.progress_unit == "B" else self.num_rows
+
+    def batches(self, on_progress: Callable[[int], Any] | None = None) -> Iterator[pd.DataFrame]:
+        """Yield DataFrames indexed by 0-based record number.
+
+        ``on_progress(n)`` is called after each batch with the rows or bytes consumed
+        since the last call (see :attr:`progress_unit`).
+        """
         offset = 0
-        for frame in self._raw_batches():
+        position = _Position()
+        for frame in self._raw_batches(position):
             frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
             if self.column_map:
                 frame = frame.rename(columns=self.column_map)
+            if on_progress is not None:
+                on_progress(position.advance() if self.progress_unit == "B" else len(frame))
             yield frame
 
     def read_all(self) -> pd.DataFrame:
@@ -176,11 +192,11 @@ class TableReader:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in self.columns})
         return pd.concat(frames) if len(frames) > 1 else frames[0]
 
-    def _raw_batches(self) -> Iterator[pd.DataFrame]:
+    def _raw_batches(self, position: "_Position") -> Iterator[pd.DataFrame]:
         if self.format == "csv":
-            yield from _csv_batches(self.path, self.batch_size)
+            yield from _csv_batches(self.path, self.batch_size, position)
         elif self.format == "jsonl":
-            yield from _jsonl_batches(self.path, self.batch_size)
+            yield from _jsonl_batches(self.path, self.batch_size, position)
         elif self.format == "parquet":
             for batch in pq.ParquetFile(self.path).iter_batches(batch_size=self.batch_size):
                 yield batch.to_pandas()
@@ -221,20 +237,33 @@ def _csv_header(path: Path) -> list[str]:
     return [str(c) for c in header.columns]
 
 
-def _csv_batches(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
+class _Position:
+    """Bytes consumed so far by a text reader, for byte-based progress."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self._reported = 0
+
+    def advance(self) -> int:
+        delta, self._reported = self.bytes - self._reported, self.bytes
+        return delta
+
+
+def _csv_batches(path: Path, batch_size: int, position: _Position) -> Iterator[pd.DataFrame]:
     # Everything is read as text and nothing is turned into NaN: ids such as "007"
     # and pass-through columns must come out exactly as they went in.
-    reader = pd.read_csv(
-        path,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        encoding="utf-8-sig",
-        chunksize=batch_size,
-    )
     try:
-        with reader:
-            yield from reader
+        with open(path, "rb") as handle, pd.read_csv(
+            handle,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8-sig",
+            chunksize=batch_size,
+        ) as reader:
+            for chunk in reader:
+                position.bytes = handle.tell()  # the parser reads ahead: close enough for a bar
+                yield chunk
     except pd.errors.EmptyDataError:
         return
     except UnicodeDecodeError:
@@ -251,11 +280,18 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8-sig") as handle:
+def _iter_json_lines(
+    path: Path, position: _Position | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, "rb") as handle:
         line_no = 0
         try:
-            for line_no, line in enumerate(handle, start=1):
+            for line_no, raw in enumerate(handle, start=1):
+                if position is not None:
+                    position.bytes += len(raw)
+                line = raw.decode("utf-8")
+                if line_no == 1:
+                    line = line.removeprefix("\ufeff")
                 if not line.strip():
                     continue
                 try:
@@ -275,7 +311,7 @@ def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield line_no, record
         except UnicodeDecodeError:
             raise PostkitError(
-                f"line {line_no + 1}: not UTF-8 text", path=path, fix="re-save the file as UTF-8"
+                f"line {line_no}: not UTF-8 text", path=path, fix="re-save the file as UTF-8"
             ) from None
 
 
@@ -286,7 +322,7 @@ def _jsonl_columns(path: Path) -> list[str]:
     return []
 
 
-def _jsonl_batches(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
+def _jsonl_batches(path: Path, batch_size: int, position: _Position) -> Iterator[pd.DataFrame]:
     columns: dict[str, None] = {}
     records: list[dict[str, Any]] = []
 
@@ -295,7 +331,7 @@ def _jsonl_batches(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
         # stays ints and None, instead of becoming floats).
         return pd.DataFrame({c: [r.get(c) for r in records] for c in columns}, dtype=object)
 
-    for _, record in _iter_json_lines(path):
+    for _, record in _iter_json_lines(path, position):
         for key in record:
             if key not in columns:
                 columns[key] = None

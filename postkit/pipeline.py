@@ -66,7 +66,7 @@ class StageContext:
     folder: Path  # this stage's folder inside the (temporary) run folder
     run_folder: Path
     final_run_folder: Path
-    progress: Callable[[str, int | None], Any]
+    progress: Callable[..., Any]  # (description, total, unit) -> context yielding advance(n)
     echo: Callable[[str], None]
     first: bool  # reads the raw study input (so --column mappings apply)
 
@@ -202,7 +202,7 @@ def _check_output_folder(output: Path, study: Study) -> None:
 def run_study(
     study: Study,
     *,
-    progress: Callable[[str, int | None], Any],
+    progress: Callable[..., Any],
     echo: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Run every stage; returns the manifest (also written as ``manifest.json``)."""

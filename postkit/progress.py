@@ -19,6 +19,7 @@ def progress_bar(
         desc=description,
         unit=unit,
         unit_scale=True,
+        unit_divisor=1024 if unit == "B" else 1000,
         file=sys.stderr,
         disable=None if enabled else True,
         leave=False,

@@ -6,6 +6,7 @@ from typing import Any
 
 from .consent_filter import filter_consent_files
 from .errors import PostkitError
+from .io import open_table
 from .pipeline import StageContext, StageResult, register_stage, stage_key, stage_timestamp
 
 _CONSENT_OPTIONS = {"as_of", "key_file"}
@@ -38,7 +39,8 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
                      f"set key_file to reuse it)")
     output = context.output_path("posts")
     audit = context.folder / "audit.jsonl"
-    with context.progress("consent", None) as advance:
+    reader = open_table(context.input, column_map=study.column_map if context.first else None)
+    with context.progress("consent", reader.progress_total, reader.progress_unit) as advance:
         summary = filter_consent_files(
             context.input,
             study.consent,

@@ -194,3 +194,15 @@ def test_parquet_pass_through_types_survive(tmp_path):
 
     assert pq.read_schema(out).field("likes").type == pq.read_schema(source).field("likes").type
     assert read_table(out)["likes"].tolist()[:2] == [1, 2]
+
+
+@pytest.mark.parametrize("name, unit", [("posts.csv", "B"), ("posts.jsonl", "B"), ("posts.parquet", "rows"),
+                                        ("posts_ds", "rows")])
+def test_progress_adds_up_to_the_total(tmp_path, name, unit):
+    path = tmp_path / name
+    write_table(FRAME, path)
+    reader = open_table(path, batch_size=2)
+    steps: list[int] = []
+    list(reader.batches(on_progress=steps.append))
+    assert reader.progress_unit == unit and len(steps) == 3
+    assert sum(steps) == reader.progress_total == (path.stat().st_size if unit == "B" else len(FRAME))
