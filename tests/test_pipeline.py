@@ -1,0 +1,143 @@
+"""`postkit run STUDY.toml`: stages in order, one manifest, all-or-nothing run folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import snapshot
+from postkit.audit import verify_audit
+from postkit.cli import main
+from postkit.hashing import sha256_path
+from postkit.io import read_table
+
+STUDY = """\
+[study]
+name = "unit"
+output = "run"
+format = "{fmt}"
+
+[inputs]
+posts = "posts.csv"
+consent = "consent.csv"
+
+[pipeline]
+stages = ["consent"]
+
+[consent]
+as_of = "2025-01-01T00:00:00Z"
+"""
+
+
+def write_study(corpus, text=None, fmt="parquet"):
+    path = corpus["folder"] / "study.toml"
+    path.write_text(text if text is not None else STUDY.format(fmt=fmt))
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("fmt, name", [("parquet", "posts.parquet"), ("csv", "posts.csv"), ("hf", "posts")])
+def test_run_writes_stage_outputs_and_a_manifest(corpus, tmp_path, fmt, name):
+    study = write_study(corpus, fmt=fmt)
+    out = tmp_path / "run"
+    result = invoke("run", study, "--output", out)
+    assert result.exit_code == 0, result.output
+    assert "3 kept, 8 excluded" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"]["posts"]["sha256"] == sha256_path(corpus["posts"])
+    assert manifest["inputs"]["consent"]["sha256"] == sha256_path(corpus["consent"])
+    assert manifest["config"]["consent"]["as_of"] == "2025-01-01T00:00:00Z"
+    assert manifest["versions"]["postkit"]
+    [stage] = manifest["stages"]
+    assert stage["name"] == "consent" and stage["counts"]["kept"] == 3
+    assert stage["counts"]["by_reason"]["CONFLICT"] == 1
+    assert stage["output"] == f"consent/{name}" and manifest["output"] == f"consent/{name}"
+    assert stage["files"]["posts"]["sha256"] == sha256_path(out / "consent" / name)
+    assert read_table(out / "consent" / name)["post_id"].tolist() == ["p01", "p09", "p11"]
+    check = verify_audit(out / "consent" / "audit.jsonl", output=out / "consent" / name)
+    assert check.ok and check.head == stage["audit_head"]
+
+
+def test_output_path_in_study_is_relative_to_the_study_file(corpus, tmp_path, monkeypatch):
+    study = write_study(corpus)
+    monkeypatch.chdir(tmp_path)
+    assert invoke("run", study).exit_code == 0
+    assert (corpus["folder"] / "run" / "manifest.json").exists()
+
+
+def test_rerun_replaces_a_previous_run_but_never_a_foreign_folder(corpus, tmp_path):
+    study = write_study(corpus)
+    out = tmp_path / "run"
+    assert invoke("run", study, "--output", out).exit_code == 0
+    assert invoke("run", study, "--output", out).exit_code == 0
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.docx").write_text("precious")
+    result = invoke("run", study, "--output", foreign)
+    assert result.exit_code == 1 and "not a postkit run folder" in result.stderr
+    assert (foreign / "thesis.docx").read_text() == "precious"
+
+
+def test_failed_run_leaves_nothing_and_keeps_the_previous_run(corpus, tmp_path):
+    study = write_study(corpus)
+    out = tmp_path / "run"
+    assert invoke("run", study, "--output", out).exit_code == 0
+    previous = snapshot(out)
+    corpus["consent"].write_text(corpus["consent"].read_text() + "u_z,maybe,2021-01-01,,,,\n")
+    result = invoke("run", study, "--output", out)
+    assert result.exit_code == 1 and "unknown status 'maybe'" in result.stderr
+    assert snapshot(out) == previous
+    assert not [p for p in tmp_path.iterdir() if "tmp-postkit" in p.name]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.replace('stages = ["consent"]', 'stages = ["consnet"]'), "unknown stage 'consnet'"),
+        (lambda s: s.replace("[consent]", "[consnet]"), "unknown section [consnet]"),
+        (lambda s: s.replace('as_of = "2025-01-01T00:00:00Z"', 'as_of = "soon"'), "[consent] as_of"),
+        (lambda s: s.replace('as_of = "2025-01-01T00:00:00Z"', ""), "[consent] needs as_of"),
+        (lambda s: s.replace('as_of =', 'asof ='), "unknown option 'asof'"),
+        (lambda s: s.replace('posts = "posts.csv"', 'posts = "missing.csv"'), "file not found"),
+        (lambda s: s.replace('format = "parquet"', 'format = "xlsx"'), "format 'xlsx'"),
+        (lambda s: s.replace("[inputs]", "[inputs"), "not valid TOML"),
+    ],
+)
+def test_study_file_mistakes_are_one_clear_line(corpus, tmp_path, edit, message):
+    study = write_study(corpus, edit(STUDY.format(fmt="parquet")))
+    result = invoke("run", study, "--output", tmp_path / "run")
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_column_mapping_in_the_study_file(corpus, tmp_path):
+    text = corpus["posts"].read_text().replace("post_id,forum,user_id", "id,board,author", 1)
+    corpus["posts"].write_text(text)
+    study = write_study(corpus, STUDY.format(fmt="csv").replace(
+        'consent = "consent.csv"',
+        'consent = "consent.csv"\ncolumns = { post_id = "id", forum = "board", user_id = "author" }'))
+    result = invoke("run", study, "--output", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    kept = read_table(tmp_path / "run" / "consent" / "posts.csv")
+    assert kept.columns.tolist()[:3] == ["post_id", "forum", "user_id"]
+
+
+def test_run_folder_may_not_hold_the_inputs(corpus):
+    study = write_study(corpus)
+    result = invoke("run", study, "--output", corpus["folder"])
+    assert result.exit_code == 1 and "would contain the input" in result.stderr
+
+
+def test_demo_study_file_is_valid():
+    from pathlib import Path
+
+    from postkit.pipeline import load_study
+
+    study = load_study(Path(__file__).parent.parent / "corpora" / "demo" / "study.toml")
+    assert study.stages == ["consent"] and study.posts.name == "posts.csv"
