@@ -163,7 +163,8 @@ def consent_check(consent_path, consent_columns) -> None:
     from .io import read_table
     from .summary import text_table
 
-    frame = read_table(consent_path, column_map=consent_columns, required=CONSENT_REQUIRED)
+    frame = read_table(consent_path, column_map=consent_columns, required=CONSENT_REQUIRED,
+                       mapping_option="--consent-column")
     records = parse_consent_records(frame, consent_path)
     statuses = Counter(r.status for r in records)
     forums = Counter(r.forum_label for r in records)
@@ -232,7 +233,8 @@ def audit_show(log, post_ids, reasons) -> None:
     click.echo(f"  kept {counts.get('kept', 0):,}, excluded {counts.get('excluded', 0):,}; "
                f"output {result.footer.get('output', {}).get('path')} "
                f"sha256 {result.footer.get('output_sha256')}")
-    click.echo(text_table(["reason", "posts"], list(counts.get("by_reason", {}).items())))
+    by_reason = counts.get("by_reason", {})
+    click.echo(text_table(["reason", "posts"], [[code, by_reason.get(code, 0)] for code in REASON_CODES]))
     found: set[str] = set()
     for entry in select_entries(log, post_ids, reasons):
         if not found:

@@ -106,7 +106,8 @@ def filter_consent_files(
     posts, consent, output, audit = Path(posts), Path(consent), Path(output), Path(audit)
     as_of = as_of or now_utc()
     reader = open_table(posts, batch_size=batch_size, column_map=column_map, required=POST_KEY_COLUMNS)
-    consent_frame = read_table(consent, column_map=consent_column_map, required=CONSENT_REQUIRED)
+    consent_frame = read_table(consent, column_map=consent_column_map, required=CONSENT_REQUIRED,
+                               mapping_option="--consent-column")
     policy = ConsentPolicy(parse_consent_records(consent_frame, consent), as_of)
     pseudonymize = Pseudonymizer(key)
     counts = ConsentCounts()

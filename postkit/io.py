@@ -96,7 +96,9 @@ def apply_column_map(columns: Sequence[str], mapping: Mapping[str, str], path: P
     return [mapping.get(c, c) for c in columns]
 
 
-def require_columns(columns: Sequence[str], required: Sequence[str], path: Path | str) -> None:
+def require_columns(
+    columns: Sequence[str], required: Sequence[str], path: Path | str, mapping_option: str = "--column"
+) -> None:
     missing = [c for c in required if c not in columns]
     if missing:
         found = ", ".join(columns) if columns else "(none)"
@@ -104,7 +106,7 @@ def require_columns(columns: Sequence[str], required: Sequence[str], path: Path 
             f"missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}"
             f" (found: {found})",
             path=path,
-            fix=f"add {'them' if len(missing) > 1 else 'it'} or map yours with --column "
+            fix=f"add {'them' if len(missing) > 1 else 'it'} or map yours with {mapping_option} "
             f"{missing[0]}=YOUR_COLUMN",
         )
 
@@ -211,12 +213,17 @@ def open_table(
     batch_size: int = DEFAULT_BATCH_SIZE,
     column_map: Mapping[str, str] | Sequence[str] | None = None,
     required: Sequence[str] = (),
+    mapping_option: str = "--column",
 ) -> TableReader:
-    """Open a table for batched reading and check its required columns."""
+    """Open a table for batched reading and check its required columns.
+
+    ``mapping_option`` is the option named in the missing-column hint (the consent
+    file's mapping is ``--consent-column``).
+    """
     path = Path(path)
     mapping = column_map if isinstance(column_map, dict) else parse_column_map(column_map)
     reader = TableReader(path, detect_format(path), batch_size, dict(mapping))
-    require_columns(reader.columns, required, path)
+    require_columns(reader.columns, required, path, mapping_option)
     return reader
 
 

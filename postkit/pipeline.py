@@ -70,6 +70,10 @@ class StageContext:
     echo: Callable[[str], None]
     first: bool  # reads the raw study input (so --column mappings apply)
 
+    def final_path(self, path: Path) -> Path:
+        """Where a file being written in the temporary run folder will end up."""
+        return self.final_run_folder / path.relative_to(self.run_folder)
+
     def output_path(self, stem: str) -> Path:
         return self.folder / f"{stem}{_EXTENSION[self.study.format]}"
 

@@ -53,6 +53,7 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
             batch_size=study.batch_size,
             on_progress=advance,
         )
+    summary.output, summary.audit = context.final_path(output), context.final_path(audit)
     context.echo(summary.render())
     return StageResult(
         output=output,

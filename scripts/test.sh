@@ -2,4 +2,5 @@
 # Install postkit (with test extras) into .venv and run the whole test suite.
 source "$(dirname "$0")/_venv.sh"
 install_postkit "[test]"
-exec .venv/bin/python -m pytest "$@"
+# .venv/bin/pytest (not python -m pytest) so tests import the installed package, as users get it.
+exec .venv/bin/pytest "$@"

@@ -231,3 +231,13 @@ def test_reason_codes_listed_in_cli_match_the_policy():
     from postkit.consent import Reason
 
     assert REASON_CODES == [r.value for r in Reason]
+
+
+def test_consent_file_missing_column_names_the_consent_mapping_option(corpus, tmp_path):
+    corpus["consent"].write_text(corpus["consent"].read_text().replace("recorded_at", "when", 1))
+    result = CliRunner().invoke(main, [str(a) for a in filter_args(corpus, tmp_path / "k.csv", tmp_path / "a.jsonl")])
+    assert result.exit_code == 1
+    assert "missing column 'recorded_at'" in result.stderr
+    assert "--consent-column recorded_at=YOUR_COLUMN" in result.stderr
+    result = run(*filter_args(corpus, tmp_path / "k.csv", tmp_path / "a.jsonl", "--consent-column", "recorded_at=when"))
+    assert result.exit_code == 0

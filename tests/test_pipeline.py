@@ -141,3 +141,11 @@ def test_demo_study_file_is_valid():
 
     study = load_study(Path(__file__).parent.parent / "corpora" / "demo" / "study.toml")
     assert study.stages == ["consent"] and study.posts.name == "posts.csv"
+
+
+def test_run_summary_names_the_final_paths(corpus, tmp_path):
+    study = write_study(corpus)
+    result = invoke("run", study, "--output", tmp_path / "run")
+    assert f"Output:     {tmp_path / 'run' / 'consent' / 'posts.parquet'}" in result.output
+    assert f"Audit log:  {tmp_path / 'run' / 'consent' / 'audit.jsonl'}" in result.output
+    assert "tmp-postkit" not in result.output
