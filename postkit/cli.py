@@ -48,6 +48,13 @@ class _Root(click.Group):
             return super().invoke(ctx)
         except PostkitError as error:
             raise _UserError(error) from None
+        except OSError as error:
+            # Disk full, permission denied, a vanished file: the machine's problem, not a
+            # bug, so one line too (outputs were already cleaned up on the way out).
+            where = error.filename or "a file"
+            reason = error.strerror or str(error)
+            raise _UserError(PostkitError(f"cannot read or write {where}: {reason}",
+                                          fix="check the path, its permissions and free disk space")) from None
 
 
 def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None):

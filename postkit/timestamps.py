@@ -32,6 +32,8 @@ def is_blank(value: Any) -> bool:
 
 def parse_timestamp(value: Any) -> datetime:
     """An aware datetime, or ``ValueError`` with a short reason."""
+    if is_blank(value):  # None, NaN, NaT (a null timestamp in Parquet), ""
+        raise ValueError("empty timestamp")
     if isinstance(value, datetime):  # includes pandas.Timestamp
         moment = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
     elif isinstance(value, date):

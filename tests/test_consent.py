@@ -224,3 +224,12 @@ def test_every_reason_code_is_reachable():
     post_rows.append(("pbad", "", "in"))
     got = set(reasons(post_rows, rows).values())
     assert got == {r.value for r in Reason}
+
+
+def test_typed_timestamps_from_parquet_and_null_ones():
+    frame = pd.DataFrame({"user_id": ["u1", "u2"], "status": ["opt_in", "opt_in"],
+                          "recorded_at": pd.to_datetime(["2021-01-01T00:00:00Z", None], utc=True)})
+    with pytest.raises(PostkitError, match=r"row 2, column 'recorded_at': empty timestamp"):
+        parse_consent_records(frame, "consent.parquet")
+    records = parse_consent_records(frame.head(1), "consent.parquet")
+    assert records[0].recorded_at.isoformat() == "2021-01-01T00:00:00+00:00"

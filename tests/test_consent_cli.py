@@ -241,3 +241,13 @@ def test_consent_file_missing_column_names_the_consent_mapping_option(corpus, tm
     assert "--consent-column recorded_at=YOUR_COLUMN" in result.stderr
     result = run(*filter_args(corpus, tmp_path / "k.csv", tmp_path / "a.jsonl", "--consent-column", "recorded_at=when"))
     assert result.exit_code == 0
+
+
+def test_os_errors_are_one_line_not_a_traceback(corpus, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where a folder is expected")
+    out = blocker / "k.csv"
+    result = CliRunner().invoke(main, [str(a) for a in filter_args(corpus, out, tmp_path / "a.jsonl")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot read or write") and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "a.jsonl").exists()
