@@ -181,6 +181,81 @@ def consent_check(consent_path, consent_columns) -> None:
     click.echo(text_table(["forum", "records"], sorted(forums.items())))
 
 
+# --------------------------------------------------------------------------- deid
+
+
+def _entity_list(_ctx, _param, values: tuple[str, ...]):
+    if not values:
+        return None
+    from .deid.engine import ENTITY_TYPES
+
+    chosen = [v.strip().upper() for value in values for v in value.split(",") if v.strip()]
+    unknown = [c for c in chosen if c not in ENTITY_TYPES]
+    if unknown:
+        raise click.BadParameter(f"unknown entity type {unknown[0]}; choose from {', '.join(ENTITY_TYPES)}")
+    return tuple(chosen)
+
+
+@main.command("deid")
+@click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="De-identified table (.csv/.jsonl/.parquet or a datasets folder).")
+@click.option("--spans-out", type=click.Path(path_type=Path),
+              help="JSONL of what was found per post (offsets into the original text). For the "
+                   "data steward's checks only: never part of an export.")
+@click.option("--operator", type=click.Choice(["tag", "surrogate", "hash"]), default="tag", show_default=True,
+              help="tag: [PERSON]; surrogate: realistic fictitious values (consistent per thread); "
+                   "hash: keyed, consistent across the corpus.")
+@click.option("--entities", multiple=True, callback=_entity_list, metavar="TYPE[,TYPE]",
+              help="Only these entity types (default: all). Repeatable or comma-separated.")
+@click.option("--model", help="Another installed spaCy pipeline name or a model folder (default: the pinned one).")
+@click.option("--processes", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option("--text-column", "text_columns", multiple=True, metavar="NAME",
+              help="Free-text column(s) to de-identify (default: text). Repeatable.")
+@click.option("--deny-usernames", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The forum's own usernames/handles, one per line: always removed.")
+@click.option("--deny-names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Names to always remove (e.g. moderators), one per line.")
+@click.option("--forum-pseudonyms", type=click.Path(dir_okay=False, path_type=Path),
+              help="Forum → pseudonym map (CSV forum,pseudonym[,aliases][,urls] or YAML); replaces the forum "
+                   "column and forum mentions/URLs in text. Generated (birds) and saved when absent.")
+@click.option("--key-file", type=click.Path(path_type=Path),
+              help="Pseudonym key (else $POSTKIT_PSEUDONYM_KEY, else a new key is generated).")
+@column_option
+@click.option("--batch-size", default=2_000, show_default=True, type=click.IntRange(min=1),
+              help="Posts per batch handed to a worker.")
+@quiet_option
+def deid(source, output, spans_out, operator, entities, model, processes, text_columns, deny_usernames,
+         deny_names, forum_pseudonyms, key_file, columns, batch_size, quiet) -> None:
+    """Remove identifiers from posts: names, usernames, contact details, UK ids, places, dates.
+
+    Example: postkit deid kept.parquet --output deid.parquet --spans-out spans.jsonl
+    """
+    from .deid.rules import read_word_list
+    from .deid.run import DeidSettings, deidentify_file
+    from .io import open_table
+    from .pseudonym import resolve_key
+
+    key = resolve_key(key_file, outputs=[p for p in (output, spans_out) if p])
+    if key.generated:
+        _echo_err(f"Generated a new pseudonym key: {key.origin} (keep it private; pass "
+                  f"--key-file {key.origin} to reuse the same pseudonyms)")
+    settings = DeidSettings(
+        operator=operator, model=model, entities=entities,
+        deny_usernames=tuple(read_word_list(deny_usernames)) if deny_usernames else (),
+        deny_names=tuple(read_word_list(deny_names)) if deny_names else (),
+    )
+    reader = open_table(source, column_map=columns)
+    with _progress(quiet)("deid", reader.progress_total, reader.progress_unit) as advance:
+        summary = deidentify_file(
+            source, output, key, settings=settings, spans_out=spans_out,
+            text_columns=text_columns or ("text",), column_map=columns, processes=processes,
+            batch_size=batch_size, forum_pseudonyms=forum_pseudonyms, on_progress=advance,
+        )
+    if not quiet:
+        click.echo(summary.render())
+
+
 # --------------------------------------------------------------------------- audit
 
 

@@ -69,6 +69,19 @@ class StageContext:
     progress: Callable[..., Any]  # (description, total, unit) -> context yielding advance(n)
     echo: Callable[[str], None]
     first: bool  # reads the raw study input (so --column mappings apply)
+    shared: dict[str, Any] = field(default_factory=dict)  # state shared by the run's stages
+
+    def key(self, config: dict[str, Any]):
+        """The run's pseudonym key: resolved once, so every stage pseudonymises alike."""
+        if "key" not in self.shared:
+            key_file = config.get("key_file") or self.study.config.get("study", {}).get("key_file")
+            key = resolve_key(self.study.resolve(key_file) if key_file else None,
+                              outputs=[self.final_run_folder])
+            if key.generated:
+                self.echo(f"Generated a new pseudonym key: {key.origin} (keep it private; "
+                          "set key_file in [study] to reuse it)")
+            self.shared["key"] = key
+        return self.shared["key"]
 
     def final_path(self, path: Path) -> Path:
         """Where a file being written in the temporary run folder will end up."""
@@ -229,10 +242,12 @@ def run_study(
             "stages": [],
         }
         current = study.posts
+        shared: dict[str, Any] = {}
         for index, name in enumerate(study.stages):
             folder = temp / name
             folder.mkdir()
-            context = StageContext(study, current, folder, temp, output, progress, echo, first=index == 0)
+            context = StageContext(study, current, folder, temp, output, progress, echo, first=index == 0,
+                                   shared=shared)
             result = STAGES[name](context, study.section(name))
             manifest["stages"].append(
                 {
@@ -281,8 +296,3 @@ def stage_timestamp(config: dict[str, Any], section: str, key: str, study: Study
         return parse_timestamp(value)
     except ValueError as exc:
         raise _fail(study.path, f"[{section}] {key}: {exc}", "use e.g. 2025-01-01T00:00:00Z") from None
-
-
-def stage_key(config: dict[str, Any], study: Study, final_run_folder: Path):
-    key_file = config.get("key_file")
-    return resolve_key(study.resolve(key_file) if key_file else None, outputs=[final_run_folder])

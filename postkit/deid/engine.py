@@ -1,0 +1,242 @@
+"""The de-identification engine: spaCy + Presidio + postkit's UK/forum recognizers.
+
+Why it is fast: Presidio's default engine runs the whole spaCy pipeline on every post.
+Here each batch is tokenised once (cheap), the statistical NER runs only on sentences
+that can contain a proper noun (a capitalised word other than "I" or a common sentence
+starter — lowercase names and places are the gazetteers' job), in one ``nlp.pipe`` call
+per batch, and Presidio's AnalyzerEngine then runs every recognizer over prepared
+NLP artifacts instead of parsing again.
+
+Why it fails closed: overlapping findings are merged into one span covering both, and
+only phrases on an allow-list (helplines, generic services, medications, chat words)
+are ever spared.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
+
+from .model import LoadedModel, load_model
+from .recognizers import (
+    CuedPatternRecognizer,
+    GazetteerList,
+    GazetteerRecognizer,
+    NerRecognizer,
+    PhraseIndex,
+    pattern_recognizers,
+)
+from .rules import DeidRules, load_rules
+
+ENTITY_TYPES = ("PERSON", "USERNAME", "EMAIL", "PHONE", "POSTCODE", "NHS_NUMBER", "NI_NUMBER", "ADDRESS",
+                "LOCATION", "ORG", "DATE", "AGE", "URL")
+_MAX_CHUNK = 100_000  # characters analysed at once; longer posts are split at whitespace
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?\n]*|[.!?\n]+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
+_PRONOUN_I = {"I", "I'm", "I’m", "I've", "I’ve", "I'd", "I’d", "I'll", "I’ll"}
+
+for _name in ("presidio-analyzer", "presidio_analyzer", "presidio-anonymizer"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Finding:
+    start: int
+    end: int
+    entity_type: str
+    score: float
+    recognizer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "entity_type": self.entity_type,
+                "score": round(self.score, 3), "recognizer": self.recognizer}
+
+
+class DeidEngine:
+    """Finds identifiers in batches of texts. Build once (model + rules), reuse for every batch."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        rules_folder: str | None = None,
+        entities: Sequence[str] | None = None,
+        deny_usernames: Iterable[str] = (),
+        deny_names: Iterable[str] = (),
+        loaded_model: LoadedModel | None = None,
+    ) -> None:
+        from ..errors import PostkitError
+
+        self.rules: DeidRules = load_rules(rules_folder)
+        self.model = loaded_model or load_model(model)
+        self.nlp = self.model.nlp
+        self.nlp.max_length = max(self.nlp.max_length, _MAX_CHUNK * 2)
+        unknown = sorted(set(entities or ()) - set(ENTITY_TYPES))
+        if unknown:
+            raise PostkitError(f"unknown entity type '{unknown[0]}'", fix=f"choose from {', '.join(ENTITY_TYPES)}")
+        self.entities = list(entities or ENTITY_TYPES)
+        self.score_threshold = float(self.rules.patterns.get("score_threshold", 0.4))
+        # How much text the statistical NER actually read (the gate's effect), for benchmarks.
+        self.stats = {"chars": 0, "ner_chars": 0}
+        tokenizer = self.nlp.tokenizer
+        words = self.rules.words
+
+        self.allow = PhraseIndex(tokenizer, words("allow_services") + words("allow_medications")
+                                 + words("allow_words"))
+        self.allow_texts = {" ".join(k) for k in self.allow.phrases}
+        gate = self.rules.patterns.get("ner_gate", {})
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        self.common_starters = {str(w).lower() for w in gate.get("common_sentence_starters", [])} | set(STOP_WORDS)
+        self.common_starters |= {w.lower() for w in words("allow_words")}
+
+        cues = self.rules.patterns.get("gazetteers", {})
+        gazetteer = GazetteerRecognizer(
+            tokenizer,
+            [
+                GazetteerList("PERSON", PhraseIndex(tokenizer, words("first_names") + tuple(deny_names)
+                                                    + words("deny_names")),
+                              {w.lower() for w in words("ambiguous_names")}, 0.7),
+                GazetteerList("LOCATION", PhraseIndex(tokenizer, words("uk_places")),
+                              {w.lower() for w in words("ambiguous_places")}, 0.7),
+                GazetteerList("ORG", PhraseIndex(tokenizer, words("employers")), set(), 0.6),
+                GazetteerList("USERNAME", PhraseIndex(tokenizer, tuple(deny_usernames) + words("deny_usernames")),
+                              set(), 0.9),
+            ],
+            surnames=words("surnames"),
+            cues_before=cues.get("name_cues_before", []),
+            cues_after=cues.get("name_cues_after", []),
+            titles=cues.get("titles", []),
+        )
+        registry = RecognizerRegistry(supported_languages=["en"])
+        placeholders = {"STREET_SUFFIXES": words("street_suffixes") or ("Road", "Street", "Lane", "Avenue"),
+                        "ORG_SUFFIXES": words("org_suffixes") or ("School", "Hospital", "College")}
+        for recognizer in pattern_recognizers(self.rules.patterns, placeholders):
+            registry.add_recognizer(recognizer)
+        registry.add_recognizer(gazetteer)
+        registry.add_recognizer(CuedPatternRecognizer(self.rules.patterns.get("cued_patterns", [])))
+        registry.add_recognizer(NerRecognizer())
+        # Presidio needs an NlpEngine object for stop-word checks in context scoring; it is
+        # handed the already loaded pipeline so nothing is loaded (or downloaded) again.
+        self._presidio_nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": self.model.name}])
+        self._presidio_nlp.nlp = {"en": self.nlp}
+        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self._presidio_nlp,
+                                       supported_languages=["en"])
+
+    # ----------------------------------------------------------------- public
+
+    def analyze(self, texts: Sequence[Any]) -> list[list[Finding]]:
+        """Findings per text (offsets into that text), non-overlapping, sorted."""
+        clean = [_as_text(t) for t in texts]
+        pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
+        for index, text in enumerate(clean):
+            for offset, piece in _chunks(text):
+                pieces.append((index, offset, piece))
+        entities = self._gated_ner([p for _, _, p in pieces])
+        results: list[list[Finding]] = [[] for _ in clean]
+        for (index, offset, piece), ents in zip(pieces, entities):
+            for finding in self._analyze_one(piece, ents):
+                results[index].append(Finding(finding.start + offset, finding.end + offset, finding.entity_type,
+                                              finding.score, finding.recognizer))
+        return [merge_findings(found) for found in results]
+
+    # ----------------------------------------------------------------- internals
+
+    def _needs_ner(self, sentence: str) -> bool:
+        for position, word in enumerate(_WORD.findall(sentence)):
+            if not word[0].isupper() or word in _PRONOUN_I:
+                continue
+            if position == 0 and word.lower() in self.common_starters:
+                continue
+            if word.lower() in self.allow_texts:
+                continue
+            return True
+        return False
+
+    def _gated_ner(self, texts: list[str]) -> list[list[tuple[int, int, str]]]:
+        """spaCy entities per text, from one nlp.pipe over the sentences that need NER."""
+        jobs: list[tuple[int, int, str]] = []
+        for index, text in enumerate(texts):
+            self.stats["chars"] += len(text)
+            for match in _SENTENCE.finditer(text):
+                if self._needs_ner(match.group(0)):
+                    jobs.append((index, match.start(), match.group(0)))
+                    self.stats["ner_chars"] += len(match.group(0))
+        found: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        docs = self.nlp.pipe((sentence for _, _, sentence in jobs), batch_size=256)
+        for (index, offset, _), doc in zip(jobs, docs):
+            for ent in doc.ents:
+                found[index].append((ent.start_char + offset, ent.end_char + offset, ent.label_))
+        return found
+
+    def _analyze_one(self, text: str, ents: list[tuple[int, int, str]]) -> list[Finding]:
+        if not text.strip():
+            return []
+        from spacy.util import filter_spans
+
+        doc = self.nlp.make_doc(text)
+        spans = [doc.char_span(s, e, label=label, alignment_mode="expand") for s, e, label in ents]
+        doc.ents = filter_spans([s for s in spans if s is not None])
+        artifacts = NlpArtifacts(
+            entities=list(doc.ents), tokens=doc, tokens_indices=[t.idx for t in doc],
+            lemmas=[t.lower_ for t in doc], nlp_engine=self._presidio_nlp, language="en",
+        )
+        results = self.analyzer.analyze(text, language="en", entities=self.entities,
+                                        nlp_artifacts=artifacts, score_threshold=self.score_threshold)
+        allowed = [(doc[s].idx, doc[e - 1].idx + len(doc[e - 1])) for s, e, _ in self.allow.find(doc)]
+        findings = []
+        for result in results:
+            span_text = text[result.start:result.end]
+            if span_text.lower().strip(" .,!?") in self.allow_texts:
+                continue
+            if any(a <= result.start and result.end <= b for a, b in allowed):
+                continue
+            name = (result.recognition_metadata or {}).get("recognizer_name", "")
+            findings.append(Finding(result.start, result.end, result.entity_type, result.score, name))
+        return findings
+
+
+def _as_text(value: Any) -> str:
+    """Posts arrive from any format: None/NaN mean no text; other values are read as text."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value != value:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _chunks(text: str) -> list[tuple[int, str]]:
+    """Very long posts in pieces of at most _MAX_CHUNK characters, split at whitespace."""
+    if len(text) <= _MAX_CHUNK:
+        return [(0, text)]
+    pieces, start = [], 0
+    while start < len(text):
+        end = min(start + _MAX_CHUNK, len(text))
+        if end < len(text):
+            cut = text.rfind(" ", start + _MAX_CHUNK // 2, end)
+            end = cut if cut > start else end
+        pieces.append((start, text[start:end]))
+        start = end
+    return pieces
+
+
+def merge_findings(findings: list[Finding]) -> list[Finding]:
+    """Overlapping findings become one span covering both (the more confident type wins)."""
+    merged: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (f.start, -(f.end - f.start))):
+        if merged and finding.start < merged[-1].end:
+            last = merged[-1]
+            winner = last if (last.score, last.end - last.start) >= (finding.score, finding.end - finding.start) \
+                else finding
+            recognizers = last.recognizer if finding.recognizer in last.recognizer.split("+") \
+                else f"{last.recognizer}+{finding.recognizer}"
+            merged[-1] = Finding(last.start, max(last.end, finding.end), winner.entity_type,
+                                 max(last.score, finding.score), recognizers)
+        else:
+            merged.append(finding)
+    return merged
