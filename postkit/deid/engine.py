@@ -27,6 +27,7 @@ from .recognizers import (
     CuedPatternRecognizer,
     GazetteerList,
     GazetteerRecognizer,
+    HandleCueRecognizer,
     NerRecognizer,
     PhraseIndex,
     pattern_recognizers,
@@ -96,6 +97,9 @@ class DeidEngine:
         self.common_starters |= {w.lower() for w in words("allow_words")}
 
         cues = self.rules.patterns.get("gazetteers", {})
+        # The model's vocabulary as loaded (it grows as text is tokenised; a snapshot keeps
+        # "words the model knows" fixed).
+        known_words = frozenset(s for s in self.nlp.vocab.strings if s.islower())
         gazetteer = GazetteerRecognizer(
             tokenizer,
             [
@@ -104,7 +108,9 @@ class DeidEngine:
                               {w.lower() for w in words("ambiguous_names")}, 0.7),
                 GazetteerList("LOCATION", PhraseIndex(tokenizer, words("uk_places")),
                               {w.lower() for w in words("ambiguous_places")}, 0.7),
-                GazetteerList("ORG", PhraseIndex(tokenizer, words("employers")), set(), 0.6),
+                # An employer whose name is also an ordinary word ("Boots") needs its capital.
+                GazetteerList("ORG", PhraseIndex(tokenizer, words("employers")),
+                              {e.lower() for e in words("employers") if e.lower() in known_words}, 0.6),
                 GazetteerList("USERNAME", PhraseIndex(tokenizer, tuple(deny_usernames) + words("deny_usernames")),
                               set(), 0.9),
             ],
@@ -120,7 +126,9 @@ class DeidEngine:
             registry.add_recognizer(recognizer)
         registry.add_recognizer(gazetteer)
         registry.add_recognizer(CuedPatternRecognizer(self.rules.patterns.get("cued_patterns", [])))
-        registry.add_recognizer(NerRecognizer())
+        registry.add_recognizer(HandleCueRecognizer(known_words, cues.get("handle_cues", {})))
+        registry.add_recognizer(NerRecognizer(ambiguous_names=words("ambiguous_names"),
+                                              not_name_before=cues.get("word_not_name_before", [])))
         # Presidio needs an NlpEngine object for stop-word checks in context scoring; it is
         # handed the already loaded pipeline so nothing is loaded (or downloaded) again.
         self._presidio_nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": self.model.name}])
@@ -132,6 +140,12 @@ class DeidEngine:
 
     def analyze(self, texts: Sequence[Any]) -> list[list[Finding]]:
         """Findings per text (offsets into that text), non-overlapping, sorted."""
+        # Strings spaCy interns while processing this batch are freed afterwards, so memory
+        # stays flat over millions of posts (the vocabulary would otherwise only grow).
+        with self.nlp.memory_zone():
+            return self._analyze(texts)
+
+    def _analyze(self, texts: Sequence[Any]) -> list[list[Finding]]:
         clean = [_as_text(t) for t in texts]
         pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
         for index, text in enumerate(clean):
@@ -226,12 +240,16 @@ def _chunks(text: str) -> list[tuple[int, str]]:
 
 
 def merge_findings(findings: list[Finding]) -> list[Finding]:
-    """Overlapping findings become one span covering both (the more confident type wins)."""
+    """Overlapping findings become one span covering both.
+
+    The longer finding names the type ("uni of leeds" is an ORG that contains a place);
+    between equally long ones, the more confident wins.
+    """
     merged: list[Finding] = []
     for finding in sorted(findings, key=lambda f: (f.start, -(f.end - f.start))):
         if merged and finding.start < merged[-1].end:
             last = merged[-1]
-            winner = last if (last.score, last.end - last.start) >= (finding.score, finding.end - finding.start) \
+            winner = last if (last.end - last.start, last.score) >= (finding.end - finding.start, finding.score) \
                 else finding
             recognizers = last.recognizer if finding.recognizer in last.recognizer.split("+") \
                 else f"{last.recognizer}+{finding.recognizer}"

@@ -255,16 +255,70 @@ class GazetteerRecognizer(EntityRecognizer):
                                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
 
 
+class HandleCueRecognizer(EntityRecognizer):
+    """Bare lowercase forum handles: "mindfulmeg wrote…", "thanks moonbeam!".
+
+    A handle has no @, so only its slot gives it away: the subject of a reporting verb, or
+    the name someone is thanked or greeted by. To keep ordinary nouns out ("my counsellor
+    wrote") the token must not follow a determiner and must not be a word the language
+    model knows.
+    """
+
+    def __init__(self, known_words, cues: dict) -> None:
+        self.known = known_words
+        self.after = {w.lower() for w in cues.get("after", [])}
+        self.before = {w.lower() for w in cues.get("before", [])}
+        self.determiners = {w.lower() for w in cues.get("not_after", [])}
+        super().__init__(supported_entities=["USERNAME"], name="handle_cues", supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def _is_handle_shaped(self, token) -> bool:
+        text = token.text
+        return (len(text) >= 5 and text == text.lower() and text.replace("_", "").isalnum()
+                and not text.isdigit() and not token.is_stop and text not in self.known)
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
+        if nlp_artifacts is None or nlp_artifacts.tokens is None or "USERNAME" not in entities:
+            return []
+        doc = nlp_artifacts.tokens
+        results = []
+        for i, token in enumerate(doc):
+            if not self._is_handle_shaped(token):
+                continue
+            before = doc[i - 1].lower_ if i > 0 else ""
+            after = doc[i + 1] if i + 1 < len(doc) else None
+            if before in self.determiners:
+                continue
+            reported = after is not None and after.lower_ in self.after
+            addressed = before in self.before and (after is None or after.is_punct)
+            if reported or addressed:
+                results.append(RecognizerResult(
+                    "USERNAME", token.idx, token.idx + len(token.text), 0.6,
+                    recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "handle_cues",
+                                          RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+        return results
+
+
 # --------------------------------------------------------------------------- statistical NER
 
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORG"}
 
 
 class NerRecognizer(EntityRecognizer):
-    """spaCy's entities (already in the NLP artifacts), mapped to postkit's types."""
+    """spaCy's entities (already in the NLP artifacts), mapped to postkit's types.
 
-    def __init__(self, score: float = 0.6) -> None:
+    A one-word PERSON that opens a sentence, is also an ordinary word and is followed by
+    a word that shows the ordinary use ("Hope you're ok", "Will you…", "Mark my words")
+    is dropped; "Bill has been great" stays.
+    """
+
+    def __init__(self, score: float = 0.6, ambiguous_names: Iterable[str] = (),
+                 not_name_before: Iterable[str] = ()) -> None:
         self.score = score
+        self.ambiguous = {n.lower() for n in ambiguous_names}
+        self.not_name_before = {w.lower() for w in not_name_before}
         super().__init__(supported_entities=sorted(set(NER_LABELS.values())), name="spacy_ner",
                          supported_language="en")
 
@@ -277,6 +331,10 @@ class NerRecognizer(EntityRecognizer):
         results = []
         for ent in nlp_artifacts.entities:
             entity = NER_LABELS.get(ent.label_)
+            if entity == "PERSON" and len(ent) == 1 and ent.text.lower() in self.ambiguous \
+                    and _sentence_initial(ent.doc, ent.start) and ent.end < len(ent.doc) \
+                    and ent.doc[ent.end].lower_ in self.not_name_before:
+                continue
             if entity in entities and any(c.isalpha() for c in ent.text):
                 results.append(RecognizerResult(
                     entity, ent.start_char, ent.end_char, self.score,
