@@ -7,7 +7,8 @@
 then ``postkit deid`` on a file with 1 and 2 processes (multi-process scaling,
 including file reading and writing).
 
-    .venv/bin/python scripts/bench_deid.py --posts 2000
+    .venv/bin/python scripts/bench_deid.py --posts 3000
+    .venv/bin/python scripts/bench_deid.py --posts 3000 --corpus tests/data/deid_eval.jsonl
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_texts(path: Path, n: int) -> list[str]:
-    import pandas as pd
+    """Post texts from a corpus CSV, or from a labelled JSONL such as tests/data/deid_eval.jsonl."""
+    if path.suffix == ".jsonl":
+        import json
 
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    texts = frame["text"].tolist()
+        texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        import pandas as pd
+
+        texts = pd.read_csv(path, dtype=str, keep_default_na=False)["text"].tolist()
     while len(texts) < n:
         texts += texts
     return texts[:n]
@@ -100,7 +106,7 @@ def main() -> None:
                   lambda: subprocess.run(command, env=env, check=True), len(texts), results)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"posts: {len(texts):,} from {args.corpus.relative_to(ROOT)} ({words / len(texts):.0f} words on average);"
+    print(f"posts: {len(texts):,} from {args.corpus} ({words / len(texts):.0f} words on average);"
           f" (a) on the first {presidio_n:,}\n")
     print("| configuration | wall time | posts/s |")
     print("|---|---|---|")

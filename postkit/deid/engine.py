@@ -2,10 +2,11 @@
 
 Why it is fast: Presidio's default engine runs the whole spaCy pipeline on every post.
 Here each batch is tokenised once (cheap), the statistical NER runs only on sentences
-that can contain a proper noun (a capitalised word other than "I" or a common sentence
-starter — lowercase names and places are the gazetteers' job), in one ``nlp.pipe`` call
-per batch, and Presidio's AnalyzerEngine then runs every recognizer over prepared
-NLP artifacts instead of parsing again.
+that hold a capitalised word no word list explains (not "I", not a common sentence
+starter, not a known name/place/employer/allow-listed term — those are the gazetteers'
+job, as are lowercase names and places), in one ``nlp.pipe`` call per batch, and
+Presidio's AnalyzerEngine then runs every recognizer over prepared NLP artifacts
+instead of parsing again.
 
 Why it fails closed: overlapping findings are merged into one span covering both, and
 only phrases on an allow-list (helplines, generic services, medications, chat words)
@@ -31,6 +32,7 @@ from .recognizers import (
     NerRecognizer,
     PhraseIndex,
     pattern_recognizers,
+    token_lowers,
 )
 from .rules import DeidRules, load_rules
 
@@ -95,6 +97,13 @@ class DeidEngine:
 
         self.common_starters = {str(w).lower() for w in gate.get("common_sentence_starters", [])} | set(STOP_WORDS)
         self.common_starters |= {w.lower() for w in words("allow_words")}
+        # Capitalised words a word list already decides (known names, places, employers,
+        # allow-listed terms) do not need the statistical NER; unknown ones ("Tommo") do.
+        # Ambiguous names/places ("Bill", "Reading") are not decided by a list, so they still go to NER.
+        self.explained = {w.lower() for name in ("first_names", "surnames", "uk_places", "employers",
+                                                 "allow_services", "allow_medications", "allow_words")
+                          for w in words(name) if " " not in w}
+        self.explained -= {w.lower() for w in words("ambiguous_names") + words("ambiguous_places")}
 
         cues = self.rules.patterns.get("gazetteers", {})
         # The model's vocabulary as loaded (it grows as text is tokenised; a snapshot keeps
@@ -167,7 +176,7 @@ class DeidEngine:
                 continue
             if position == 0 and word.lower() in self.common_starters:
                 continue
-            if word.lower() in self.allow_texts:
+            if word.lower() in self.allow_texts or word.lower() in self.explained:
                 continue
             return True
         return False
@@ -198,7 +207,7 @@ class DeidEngine:
         doc.ents = filter_spans([s for s in spans if s is not None])
         artifacts = NlpArtifacts(
             entities=list(doc.ents), tokens=doc, tokens_indices=[t.idx for t in doc],
-            lemmas=[t.lower_ for t in doc], nlp_engine=self._presidio_nlp, language="en",
+            lemmas=token_lowers(doc), nlp_engine=self._presidio_nlp, language="en",
         )
         results = self.analyzer.analyze(text, language="en", entities=self.entities,
                                         nlp_artifacts=artifacts, score_threshold=self.score_threshold)

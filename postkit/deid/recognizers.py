@@ -127,6 +127,16 @@ class CuedPatternRecognizer(EntityRecognizer):
 # --------------------------------------------------------------------------- phrase index
 
 
+def token_lowers(doc) -> list[str]:
+    """Lowercased token texts, computed once per doc and shared by every word list
+    (building spaCy Token objects is the costly part)."""
+    lowers = doc.user_data.get("postkit_lowers")
+    if lowers is None:
+        lowers = doc.user_data["postkit_lowers"] = [t.lower_ for t in doc]
+    return lowers
+
+
+
 class PhraseIndex:
     """Finds listed phrases in a tokenised text, case-insensitively, longest match first.
 
@@ -149,7 +159,7 @@ class PhraseIndex:
     def find(self, doc) -> list[tuple[int, int, str]]:
         """(first token, end token exclusive, canonical entry), non-overlapping, left to right."""
         found, i, n = [], 0, len(doc)
-        lowers = [t.lower_ for t in doc]
+        lowers = token_lowers(doc)
         while i < n:
             for length in range(min(self.max_len, n - i), 0, -1):
                 entry = self.phrases.get(tuple(lowers[i:i + length]))
