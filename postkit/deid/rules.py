@@ -25,16 +25,12 @@ WORD_LISTS = (
 
 
 def rules_root() -> Path:
-    """The folder holding ``deid/`` etc.: installed package data, else the source checkout."""
-    try:
-        from importlib.resources import files
-
-        root = Path(str(files("postkit.rules")))
-        if (root / "deid").is_dir():
-            return root
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent.parent / "rules"
+    """The folder holding ``deid/`` etc.: ``postkit/rules`` when installed, else the checkout's ``rules/``."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "rules"
+    if (installed / "deid").is_dir():
+        return installed
+    return package.parent / "rules"
 
 
 def read_word_list(path: Path) -> list[str]:
