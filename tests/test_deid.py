@@ -326,3 +326,8 @@ def test_normal_run_prints_no_warnings(tmp_path):
     write_table(corpus_frame(3), source)
     result = run_deid(source, "--output", tmp_path / "o.csv", "--processes", 1, "--quiet")
     assert result.exit_code == 0 and result.stderr == "" and result.output == ""
+
+
+def test_spans_do_not_include_surrounding_punctuation(engine):
+    text = "Take care all.\n\n- Lee"
+    assert found(engine, text) == [("Lee", "PERSON")]

@@ -220,7 +220,9 @@ class DeidEngine:
             if any(a <= result.start and result.end <= b for a, b in allowed):
                 continue
             name = (result.recognition_metadata or {}).get("recognizer_name", "")
-            findings.append(Finding(result.start, result.end, result.entity_type, result.score, name))
+            start, end = _trim(text, result.start, result.end)
+            if start < end:
+                findings.append(Finding(start, end, result.entity_type, result.score, name))
         return findings
 
 
@@ -231,6 +233,18 @@ def _as_text(value: Any) -> str:
     if isinstance(value, float) and value != value:
         return ""
     return value if isinstance(value, str) else str(value)
+
+
+_EDGE_PUNCTUATION = " \t\n-–—,.;:!?\"'“”‘’*~"
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """A span without the punctuation or spaces a model sometimes includes ("- Lee" → "Lee")."""
+    while start < end and text[start] in _EDGE_PUNCTUATION:
+        start += 1
+    while end > start and text[end - 1] in _EDGE_PUNCTUATION:
+        end -= 1
+    return start, end
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:
