@@ -17,21 +17,11 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from benchlib import run_measured
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(command)}")
-    return elapsed, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -57,13 +47,13 @@ def main() -> None:
     audit = args.workdir / "audit.jsonl"
     env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": "be" * 32}
     postkit = str(Path(sys.executable).parent / "postkit")
-    filter_s, filter_mb = timed(
+    filter_s, filter_mb = run_measured(
         [postkit, "consent", "filter", str(posts), "--consent", str(corpus / "consent.csv"), "--output",
          str(out), "--audit", str(audit), "--as-of", "2025-01-01T00:00:00Z", "--quiet",
          "--batch-size", str(args.batch_size)],
         env,
     )
-    verify_s, verify_mb = timed([postkit, "audit", "verify", str(audit), "--output", str(out)], env)
+    verify_s, verify_mb = run_measured([postkit, "audit", "verify", str(audit), "--output", str(out)], env)
     size_mb = posts.stat().st_size / 1e6
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"input: {args.posts:,} posts, {args.format} ({size_mb:,.0f} MB), batch size {args.batch_size:,}\n")

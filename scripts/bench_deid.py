@@ -55,7 +55,12 @@ def main() -> None:
     parser.add_argument("--presidio-posts", type=int, default=None,
                         help="posts for (a), which is slow (default: same as --posts)")
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "demo" / "posts.csv")
+    parser.add_argument("--memory", type=int, nargs="+", metavar="N",
+                        help="instead: peak memory of `postkit deid` on the first N posts of --corpus, per N")
     args = parser.parse_args()
+    if args.memory:
+        memory_profile(args.corpus, args.memory)
+        return
 
     import spacy
 
@@ -116,6 +121,25 @@ def main() -> None:
     print(f"\nthe NER gate sent {share:.0%} of the text through spaCy's NER in (c)")
     print(f"postkit (c) vs (a): {rate_c / rate_a:.1f}x (target >= 5x); "
           f"vs (b): {rate_c / rate_b:.2f}x (target >= 0.75x)")
+
+
+def memory_profile(corpus: Path, sizes: list[int]) -> None:
+    """Streaming check: peak memory should not grow with the number of posts."""
+    import pandas as pd
+
+    from benchlib import run_measured
+
+    env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": "be" * 32}
+    postkit = str(Path(sys.executable).parent / "postkit")
+    print("| posts | processes | wall time | posts/s | peak memory (main process) |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            source = Path(tmp) / f"posts{n}.csv"
+            pd.read_csv(corpus, dtype=str, keep_default_na=False, nrows=n).to_csv(source, index=False)
+            seconds, peak = run_measured([postkit, "deid", str(source), "--output", str(Path(tmp) / "out.parquet"),
+                                          "--processes", "1", "--quiet"], env)
+            print(f"| {n:,} | 1 | {seconds:.0f} s | {n / seconds:,.0f} | {peak:,.0f} MiB |")
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ class DeidEngine:
             return self._analyze(texts)
 
     def _analyze(self, texts: Sequence[Any]) -> list[list[Finding]]:
-        clean = [_as_text(t) for t in texts]
+        clean = [as_text(t) for t in texts]
         pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
         for index, text in enumerate(clean):
             for offset, piece in _chunks(text):
@@ -226,7 +226,7 @@ class DeidEngine:
         return findings
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
     """Posts arrive from any format: None/NaN mean no text; other values are read as text."""
     if value is None:
         return ""

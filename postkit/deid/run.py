@@ -7,6 +7,7 @@ Batches come back in input order, so the output is identical whatever ``processe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ from ..hashing import sha256_path
 from ..io import DEFAULT_BATCH_SIZE, OutputSet, open_table
 from ..pseudonym import PseudonymKey, Pseudonymizer
 from ..summary import text_table
-from .engine import ENTITY_TYPES, DeidEngine, merge_findings
+from .engine import ENTITY_TYPES, DeidEngine, as_text, merge_findings
 from .forums import ForumPseudonyms, generate_forum_pseudonyms, load_forum_pseudonyms
 from .operators import OPERATORS, Replacer
 
@@ -111,22 +112,12 @@ def _process(job: tuple[list[list[Any]], list[str]]) -> tuple[list[list[str]], l
     for texts in columns:
         found = engine.analyze(texts)
         if forums is not None:
-            found = [merge_findings(f + forums.find(_text(t))) for t, f in zip(texts, found)]
+            found = [merge_findings(f + forums.find(as_text(t))) for t, f in zip(texts, found)]
         new_columns.append([
-            replacer.apply(_text(t), f, scope) if f else _passthrough(t) for t, f, scope in zip(texts, found, scopes)
+            replacer.apply(as_text(t), f, scope) if f else t for t, f, scope in zip(texts, found, scopes)
         ])
         spans.append([[x.as_dict() for x in f] for f in found])
     return new_columns, spans
-
-
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return value if isinstance(value, str) else str(value)
-
-
-def _passthrough(value: Any) -> Any:
-    return value
 
 
 class _Pool:
@@ -187,7 +178,8 @@ def deidentify_file(
     With ``forum_pseudonyms`` (a map file, generated and saved when it does not exist),
     the ``forum`` column and forum mentions in the text become the forums' pseudonyms.
     """
-    settings = settings or DeidSettings()
+    # A copy: the forum map found or generated below belongs to this run, not the caller's object.
+    settings = dataclasses.replace(settings) if settings else DeidSettings()
     if settings.operator not in OPERATORS:
         raise PostkitError(f"unknown operator '{settings.operator}'", fix=f"use one of {', '.join(OPERATORS)}")
     source, output = Path(source), Path(output)
@@ -209,7 +201,7 @@ def deidentify_file(
             if "forum" not in reader.columns:
                 raise PostkitError("no forum column to build forum pseudonyms from", path=source,
                                    fix="add a forum column, or map one with --column forum=YOUR_COLUMN")
-            forums_seen = {str(f) for frame in reader.batches() for f in frame["forum"].tolist() if _text(f).strip()}
+            forums_seen = {str(f) for frame in reader.batches() for f in frame["forum"].tolist() if as_text(f).strip()}
             settings.forums = generate_forum_pseudonyms(forums_seen, map_path)
             generated_map = True
         summary.forum_map = map_path
@@ -239,10 +231,10 @@ def deidentify_file(
                 for column, values in zip(text_columns, new_columns):
                     out[column] = pd.Series(values, index=frame.index, dtype=object)
                 if settings.forums is not None and "forum" in out.columns:
-                    out["forum"] = [settings.forums.pseudonym_for(f) if _text(f).strip() else f
+                    out["forum"] = [settings.forums.pseudonym_for(f) if as_text(f).strip() else f
                                     for f in frame["forum"].tolist()]
                 if "user_id" in out.columns:
-                    out["user_id"] = [None if _text(u).strip() == "" else pseudonymize(_text(u).strip())
+                    out["user_id"] = [None if as_text(u).strip() == "" else pseudonymize(as_text(u).strip())
                                       for u in frame["user_id"].tolist()]
                 writer.write(out)
                 summary.posts += len(frame)
@@ -251,7 +243,7 @@ def deidentify_file(
                     for post_id, found in zip(frame["post_id"].tolist(), per_row):
                         summary.entities.update(f["entity_type"] for f in found)
                         if spans_handle is not None:
-                            record = {"post_id": _text(post_id), "column": column, "spans": found}
+                            record = {"post_id": as_text(post_id), "column": column, "spans": found}
                             spans_handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
             pool.map_ordered(jobs(), on_result)
