@@ -256,6 +256,54 @@ def deid(source, output, spans_out, operator, entities, model, processes, text_c
         click.echo(summary.render())
 
 
+# --------------------------------------------------------------------------- sample
+
+
+@main.command("sample")
+@click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="The sampled posts.")
+@click.option("--per-forum", "per_stratum", default=120, show_default=True, type=click.IntRange(min=1),
+              help="Posts per forum (per stratum with --by).")
+@click.option("--phrase", "phrases", multiple=True,
+              help="Eligible posts contain this phrase (repeatable; any one is enough). "
+                   "Default: rules/sampling/phrases.txt (\"thank you for\").")
+@click.option("--min-words", default=30, show_default=True, type=click.IntRange(min=0),
+              help="Eligible posts have MORE than this many words (a word: a token with a letter or digit).")
+@click.option("--seed", default="2024", show_default=True, help="Sampling seed: same seed, same sample.")
+@click.option("--by", "by", default="forum", show_default=True,
+              help="Strata, comma-separated columns; 'year' is taken from created_at (e.g. forum,year).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write an HTML report (funnel per stratum, word counts) for reviewers.")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the sampling manifest (default: OUTPUT.manifest.json).")
+@column_option
+@batch_option
+@quiet_option
+def sample(source, output, per_stratum, phrases, min_words, seed, by, report, manifest, columns, batch_size,
+           quiet) -> None:
+    """Draw a reproducible random sample of eligible posts per forum.
+
+    Example: postkit sample deid.parquet --output sample.parquet --per-forum 120
+    --phrase "thank you for" --min-words 30 --seed 2024 --report sample.html
+    """
+    from .io import open_table
+    from .sample import default_phrases, sample_file
+
+    strata = [part.strip() for part in by.split(",") if part.strip()]
+    reader = open_table(source, column_map=columns)
+    with _progress(quiet)("sample", reader.progress_total, reader.progress_unit) as advance:
+        result = sample_file(
+            source, output, per_stratum=per_stratum, phrases=list(phrases) or default_phrases(),
+            min_words=min_words, seed=seed, by=strata, manifest_path=manifest, report_path=report,
+            column_map=columns, batch_size=batch_size, on_progress=advance,
+        )
+    if not quiet:
+        click.echo(result.render())
+        click.echo(f"\nOutput: {output} (sha256 {result.output_sha256[:16]}…); manifest "
+                   f"{manifest or output.with_name(output.name + '.manifest.json')}"
+                   + (f"; report {report}" if report else ""))
+
+
 # --------------------------------------------------------------------------- audit
 
 

@@ -99,3 +99,33 @@ def deid_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
     return StageResult(output=output, counts=summary.as_dict(), files=files,
                        notes={"model": summary.model, "model_sha256": summary.model_sha256,
                               "rules_sha256": summary.rules_sha256})
+
+
+_SAMPLE_OPTIONS = {"per_forum", "phrases", "min_words", "seed", "by", "report"}
+
+
+@register_stage("sample")
+def sample_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
+    """Reproducible per-forum sample of the previous stage's posts, with an HTML report."""
+    _check_options(context, "sample", config, _SAMPLE_OPTIONS)
+    from .sample import default_phrases, sample_file
+
+    output = context.output_path("posts")
+    report = context.folder / "report.html" if config.get("report", True) else None
+    manifest = context.folder / "sample.manifest.json"
+    study = context.study
+    reader = open_table(context.input, column_map=study.column_map if context.first else None)
+    with context.progress("sample", reader.progress_total, reader.progress_unit) as advance:
+        result = sample_file(
+            context.input, output, per_stratum=int(config.get("per_forum", 120)),
+            phrases=list(config.get("phrases") or default_phrases()), min_words=int(config.get("min_words", 30)),
+            seed=config.get("seed", 2024), by=list(config.get("by", ["forum"])), manifest_path=manifest,
+            report_path=report, column_map=study.column_map if context.first else None,
+            batch_size=study.batch_size, on_progress=advance,
+            labels=(str(context.input if context.first else context.final_path(context.input)),
+                    str(context.final_path(output))),
+        )
+    context.echo(result.render())
+    files = {"posts": output, "manifest": manifest} | ({"report": report} if report else {})
+    return StageResult(output=output, counts={"posts": result.rows_in, "sampled": result.rows_out,
+                                               "funnel": result.funnel_rows()}, files=files)

@@ -140,7 +140,7 @@ def test_demo_study_file_is_valid():
     from postkit.pipeline import load_study
 
     study = load_study(Path(__file__).parent.parent / "corpora" / "demo" / "study.toml")
-    assert study.stages == ["consent", "deid"] and study.posts.name == "posts.csv"
+    assert study.stages == ["consent", "deid", "sample"] and study.posts.name == "posts.csv"
 
 
 def test_run_summary_names_the_final_paths(corpus, tmp_path):
@@ -170,3 +170,23 @@ def test_consent_then_deid_share_one_key_and_chain_outputs(corpus, tmp_path):
     logged = {e["post_id"]: e["user"] for e in audit if e.get("type") == "entry"}
     assert final["user_id"].tolist() == [logged["p01"], logged["p09"], logged["p11"]]
     assert "De-identified 3 posts" in result.output
+
+
+def test_sample_stage_in_a_study(corpus, tmp_path):
+    text = STUDY.format(fmt="csv").replace('stages = ["consent"]', 'stages = ["consent", "sample"]')
+    study = write_study(corpus, text + '\n[sample]\nper_forum = 1\nmin_words = 3\nseed = 5\nreport = false\n')
+    out = tmp_path / "run"
+    result = invoke("run", study, "--output", out)
+    assert result.exit_code == 0, result.output + result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    stage = manifest["stages"][-1]
+    assert stage["name"] == "sample" and stage["counts"]["posts"] == 3
+    assert set(stage["files"]) == {"posts", "manifest"}
+    sample = read_table(out / "sample" / "posts.csv")
+    # p01 ("Thank you for listening, it helped.") is the only eligible post; one per forum.
+    assert sample["post_id"].tolist() == ["p01"] and sample["sample_rank"].tolist() == ["1"]
+    sample_manifest = json.loads((out / "sample" / "sample.manifest.json").read_text())
+    assert sample_manifest["seed"] == 5
+    assert sample_manifest["input"]["path"] == str(out / "consent" / "posts.csv")  # final paths, not temporary
+    assert sample_manifest["output"]["path"] == str(out / "sample" / "posts.csv")
+    assert "Sample: 1 of 3 posts" in result.output

@@ -1,0 +1,1 @@
+"""Self-contained HTML reports (inline CSS and SVG, no scripts) that reviewers can open offline."""
