@@ -209,7 +209,7 @@ class GazetteerRecognizer(EntityRecognizer):
     def load(self) -> None:  # lists are loaded in __init__
         pass
 
-    def _has_evidence(self, doc, start: int, end: int) -> bool:
+    def _has_evidence(self, doc, start: int, end: int, entity: str) -> bool:
         token = doc[start]
         if token.text[:1].isupper() and not token.text.isupper() and not _sentence_initial(doc, start):
             return True
@@ -218,7 +218,18 @@ class GazetteerRecognizer(EntityRecognizer):
             if tuple(lowers[-size:]) in self.cues_before.phrases:
                 return True
         following = doc[end].lower_ if end < len(doc) else ""
-        return token.text[:1].isupper() and following in self.cues_after
+        if token.text[:1].isupper() and following in self.cues_after:
+            return True
+        # A word alone on its line signs a post off: evidence of a name, not of a place.
+        return entity == "PERSON" and token.text[:1].isupper() and self._alone_on_line(doc, start, end)
+
+    @staticmethod
+    def _alone_on_line(doc, start: int, end: int) -> bool:
+        """A sign-off: the name on a line of its own ("…chat.\n\nHolly", "- Will x")."""
+        before = start == 0 or "\n" in doc[start - 1].text or (
+            doc[start - 1].text in {"-", "–", "—"} and (start == 1 or "\n" in doc[start - 2].text))
+        after = end == len(doc) or "\n" in doc[end].text or doc[end].lower_ in {"x", "xx", "xxx"}
+        return before and after
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
         if nlp_artifacts is None or nlp_artifacts.tokens is None:
@@ -229,7 +240,7 @@ class GazetteerRecognizer(EntityRecognizer):
             if gazetteer.entity not in entities:
                 continue
             for start, end, entry in gazetteer.index.find(doc):
-                if entry.lower() in gazetteer.ambiguous and not self._has_evidence(doc, start, end):
+                if entry.lower() in gazetteer.ambiguous and not self._has_evidence(doc, start, end, gazetteer.entity):
                     continue
                 if gazetteer.entity == "PERSON":
                     end = self._extend_surname(doc, end)
