@@ -262,11 +262,13 @@ class GazetteerRecognizer(EntityRecognizer):
     def _titled_names(self, doc) -> list[RecognizerResult]:
         """"Dr Patel", "Mrs. Okafor": the capitalised word after a title is a name."""
         results = []
-        for i, token in enumerate(doc[:-1]):
-            if token.lower_.rstrip(".") in self.titles and token.text[:1].isupper():
-                j = i + 1 + (1 if doc[i + 1].text == "." else 0)
-                if j < len(doc) and doc[j].is_alpha and doc[j].text[:1].isupper():
-                    results.append(self._result("PERSON", doc[j:j + 1], 0.8, "title"))
+        lowers = token_lowers(doc)
+        for i in range(len(lowers) - 1):
+            if lowers[i].rstrip(".") not in self.titles or not doc[i].text[:1].isupper():
+                continue
+            j = i + 1 + (1 if doc[i + 1].text == "." else 0)
+            if j < len(doc) and doc[j].is_alpha and doc[j].text[:1].isupper():
+                results.append(self._result("PERSON", doc[j:j + 1], 0.8, "title"))
         return results
 
     def _result(self, entity: str, span, score: float, how: str) -> RecognizerResult:
@@ -295,23 +297,27 @@ class HandleCueRecognizer(EntityRecognizer):
     def load(self) -> None:
         pass
 
-    def _is_handle_shaped(self, token) -> bool:
-        text = token.text
-        return (len(text) >= 5 and text == text.lower() and text.replace("_", "").isalnum()
-                and not text.isdigit() and not token.is_stop and text not in self.known)
+    def _candidate(self, low: str) -> bool:
+        """Cheap string test first: most tokens are known words and never become Token objects."""
+        return (len(low) >= 5 and low not in self.known and low.replace("_", "").isalnum()
+                and not low.isdigit())
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
         if nlp_artifacts is None or nlp_artifacts.tokens is None or "USERNAME" not in entities:
             return []
         doc = nlp_artifacts.tokens
+        lowers = token_lowers(doc)
         results = []
-        for i, token in enumerate(doc):
-            if not self._is_handle_shaped(token):
+        for i, low in enumerate(lowers):
+            if not self._candidate(low):
                 continue
-            before = doc[i - 1].lower_ if i > 0 else ""
-            after = doc[i + 1] if i + 1 < len(doc) else None
+            token = doc[i]
+            if token.text != low or token.is_stop:  # a handle written all in lowercase
+                continue
+            before = lowers[i - 1] if i > 0 else ""
             if before in self.determiners:
                 continue
+            after = doc[i + 1] if i + 1 < len(doc) else None
             reported = after is not None and after.lower_ in self.after
             addressed = before in self.before and (after is None or after.is_punct)
             if reported or addressed:
