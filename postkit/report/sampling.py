@@ -35,10 +35,11 @@ STEP_COLOURS = {"total": "#c6dbef", "phrase": "#6baed6", "length": "#2171b5", "s
 # Okabe–Ito orange and blue: distinguishable with every common colour-vision deficiency.
 ELIGIBLE_COLOUR = "#E69F00"
 SAMPLED_COLOUR = "#0072B2"
-N_LINE_COLOUR = "#D55E00"
+# The N marks and 'short' flags use Okabe–Ito vermillion (#D55E00), set in the template's CSS.
 
 CHART_WIDTH = 960
-CHAR_WIDTH = 0.6  # average glyph width as a fraction of font size, for fitting labels
+CHAR_WIDTH = 0.6  # generous average glyph width (a fraction of font size): labels must not overrun
+LEGEND_CHAR_WIDTH = 0.53  # typical width: legend gaps only need to look even
 
 
 # --------------------------------------------------------------------------- formatting
@@ -57,8 +58,8 @@ def fmt_pct(part: int | float, whole: int | float) -> str:
         return f"{share:.0f}%"
     if share < 0.1:
         return "<0.1%"
-    if share > 99.9:
-        return ">99.9%"
+    if 99.9 < share < 100:
+        return ">99.9%"  # not '100%' while some posts are missing
     return f"{share:.1f}%"
 
 
@@ -116,6 +117,11 @@ def axis_ticks(max_value: float, target: int = 5, integer: bool = True) -> tuple
         step = max(1.0, float(math.ceil(step)))
     steps = max(1, math.ceil(max_value / step - 1e-9))
     return steps * step, [i * step for i in range(steps + 1)]
+
+
+def visible_width(width: float, value: float, minimum: float = 1.5) -> float:
+    """At least ``minimum`` px for a non-zero value: 120 of 2 million posts must not vanish."""
+    return max(width, minimum) if value > 0 else 0.0
 
 
 def scale(value: float, domain_max: float, length: float) -> float:
@@ -217,6 +223,8 @@ def count_into(values: Iterable[int], bins: Sequence[Bin]) -> list[int]:
 
 @dataclass(frozen=True)
 class Histogram:
+    """One series binned: ``counts[i]`` values fell in ``bins[i]``."""
+
     bins: list[Bin]
     counts: list[int]
 
@@ -247,6 +255,8 @@ def summary_stats(values: Sequence[int]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Rect:
+    """A bar or swatch in SVG user units; ``title`` becomes its tooltip (and accessible name)."""
+
     x: float
     y: float
     width: float
@@ -258,6 +268,8 @@ class Rect:
 
 @dataclass(frozen=True)
 class Label:
+    """A piece of SVG text; the template escapes ``text`` and ``title``."""
+
     x: float
     y: float
     text: str
@@ -269,6 +281,8 @@ class Label:
 
 @dataclass(frozen=True)
 class Line:
+    """A grid line, axis, or marker; its look comes from the CSS class."""
+
     x1: float
     y1: float
     x2: float
@@ -285,7 +299,8 @@ class Chart:
     aria_label: str
     rects: list[Rect] = field(default_factory=list)
     labels: list[Label] = field(default_factory=list)
-    lines: list[Line] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)     # drawn under the bars (grid, axes)
+    overlay: list[Line] = field(default_factory=list)   # drawn over the bars (N marks)
     legend: list[tuple[Rect, Label]] = field(default_factory=list)
 
 
@@ -294,13 +309,14 @@ def _r(value: float) -> float:
     return round(value, 1)
 
 
-def legend_row(items: Sequence[tuple[str, str, str]], x: float, y: float, font: float = 12) -> list[tuple[Rect, Label]]:
+def legend_row(items: Sequence[tuple[str, str, str]], x: float, y: float,
+               font: float = 12) -> list[tuple[Rect, Label]]:
     """Swatch + text pairs laid left to right; items are (fill, pattern id, text)."""
     out = []
     for fill, pattern, text in items:
         out.append((Rect(_r(x), _r(y - 10), 14, 12, fill, pattern=pattern),
                     Label(_r(x + 19), _r(y), text, cls="legend")))
-        x += 19 + len(text) * font * CHAR_WIDTH + 22
+        x += 19 + len(text) * font * LEGEND_CHAR_WIDTH + 22
     return out
 
 
@@ -320,63 +336,64 @@ class FunnelRow:
 
 
 def funnel_chart(rows: Sequence[FunnelRow], per_stratum: int, step_labels: Mapping[str, str]) -> Chart | None:
-    """Grouped horizontal bars, one group of four per stratum, on one shared linear scale.
+    """Small multiples: per stratum, four horizontal bars (all → phrase → eligible → sampled).
 
-    A shared scale keeps forums comparable (a small forum looks small); every bar carries
-    its value so small bars stay readable. The dashed line at N shows at a glance which
-    strata had fewer eligible posts than N; those are also labelled and their 'sampled'
-    bar is hatched, so the flag does not depend on colour.
+    Each stratum gets its own scale, running to its total (or to N when N is larger).
+    Forums differ in size by orders of magnitude, and on one shared scale a small forum's
+    funnel shrinks to a few pixels; the question here is each stratum's attrition and
+    whether it reached N, which its own scale shows. Sizes are compared in the table, and
+    every bar carries its value. The dashed mark at N shows which strata were short; those
+    are also labelled and their 'sampled' bar is hatched, so the flag does not rely on colour.
     """
     if not rows:
         return None
-    label_w, right_w, bar_h, bar_gap, group_gap, top = 250.0, 140.0, 12.0, 3.0, 20.0, 64.0
+    label_w, right_w, bar_h, bar_gap, group_gap, top = 250.0, 150.0, 12.0, 3.0, 26.0, 78.0
     x0, x1 = label_w, CHART_WIDTH - right_w
     group_h = len(STEPS) * bar_h + (len(STEPS) - 1) * bar_gap
-    plot_bottom = top + len(rows) * (group_h + group_gap) - group_gap + 8
-    axis_max, ticks = axis_ticks(max([r.total for r in rows] + [per_stratum, 1]))
-    chart = Chart(CHART_WIDTH, _r(plot_bottom + 46), "")
-    chart.aria_label = (f"Bar chart of the sampling funnel for {len(rows)} strata: all posts, posts "
-                        f"containing the phrase, eligible posts and sampled posts. The table above "
-                        f"gives the same numbers.")
-    hatched = "Sampled, fewer than N eligible: all taken"
-    chart.legend = legend_row([(STEP_COLOURS[s], "", step_labels[s]) for s in STEPS]
-                              + [("#ffffff", "short-hatch", hatched)], 0, 16, font=12)
-    for tick in ticks:
-        x = _r(x0 + scale(tick, axis_max, x1 - x0))
-        chart.lines.append(Line(x, top - 6, x, plot_bottom, "grid"))
-        chart.labels.append(Label(x, plot_bottom + 16, fmt_tick(tick), "middle", "tick"))
-    chart.lines.append(Line(x0, plot_bottom, x1, plot_bottom, "axis"))
-    chart.labels.append(Label(_r((x0 + x1) / 2), plot_bottom + 38, "number of posts", "middle", "axis-title"))
-    for index, row in enumerate(rows):
-        _funnel_group(chart, row, top + index * (group_h + group_gap), x0, x1, axis_max, bar_h, bar_gap,
-                      step_labels)
+    chart = Chart(CHART_WIDTH, _r(top + len(rows) * (group_h + group_gap) - group_gap + 8), "")
+    chart.aria_label = (f"Bar chart of the sampling funnel for {len(rows)} "
+                        f"{'stratum' if len(rows) == 1 else 'strata'}: all posts, posts containing the "
+                        f"phrase, eligible posts and sampled posts, each stratum on its own scale. "
+                        f"The table gives the same numbers.")
+    hatched = "Sampled, from a short stratum (fewer than N eligible: all taken)"
+    chart.legend = (legend_row([(STEP_COLOURS[s], "", step_labels[s]) for s in STEPS], 0, 16)
+                    + legend_row([("#ffffff", "short-hatch", hatched)], 0, 40))
     if per_stratum > 0:
-        x = _r(x0 + scale(per_stratum, axis_max, x1 - x0))
-        chart.lines.append(Line(x, top - 14, x, plot_bottom, "n-line"))
-        chart.labels.append(Label(x, top - 18, f"N = {fmt_int(per_stratum)}", "middle", "n-label"))
+        chart.lines.append(Line(2, 59, 16, 59, "n-line"))
+        chart.labels.append(Label(21, 63, f"N = {fmt_int(per_stratum)} per stratum; a stratum whose "
+                                          f"eligible bar ends left of this mark is short", "start", "legend"))
+    for index, row in enumerate(rows):
+        _funnel_group(chart, row, top + index * (group_h + group_gap), x0, x1, per_stratum, bar_h, bar_gap,
+                      step_labels)
     return chart
 
 
-def _funnel_group(chart: Chart, row: FunnelRow, y: float, x0: float, x1: float, axis_max: float,
+def _funnel_group(chart: Chart, row: FunnelRow, y: float, x0: float, x1: float, per_stratum: int,
                   bar_h: float, bar_gap: float, step_labels: Mapping[str, str]) -> None:
-    """The stratum's name (and short flag) on the left, then its four bars with values."""
+    """The stratum's name (and short flag) on the left, a track for its scale, bars with values, N mark."""
     group_h = len(STEPS) * bar_h + (len(STEPS) - 1) * bar_gap
+    domain = max(row.total, per_stratum, 1)
     middle = y + group_h / 2
     name = fit_text(row.stratum, x0 - 16, 13)
-    name_y = middle - 3 if row.short else middle + 4
-    chart.labels.append(Label(0, _r(name_y), name, "start", "stratum", title=row.stratum))
+    chart.labels.append(Label(0, _r(middle - 3 if row.short else middle + 4), name, "start", "stratum",
+                              title=row.stratum))
     if row.short:
         chart.labels.append(Label(0, _r(middle + 13), "▲ short: all eligible taken", "start", "short-flag"))
+    chart.rects.append(Rect(x0, _r(y - 2), x1 - x0, _r(group_h + 4), "#f3f5f7"))
     for offset, step in enumerate(STEPS):
         value = row.count(step)
         bar_y = _r(y + offset * (bar_h + bar_gap))
-        width = _r(scale(value, axis_max, x1 - x0))
+        width = _r(visible_width(scale(value, domain, x1 - x0), value))
         share = "" if step == "total" else f" ({fmt_pct(value, row.total)})"
         title = f"{row.stratum}: {step_labels[step]}: {fmt_int(value)}{share}"
         pattern = "short-hatch" if step == "sampled" and row.short else ""
         chart.rects.append(Rect(x0, bar_y, max(width, 0.0), bar_h, STEP_COLOURS[step], title, pattern))
         chart.labels.append(Label(_r(x0 + width + 5), _r(bar_y + bar_h - 2), fmt_int(value) + share,
                                   "start", "value"))
+    if per_stratum > 0:
+        x = _r(x0 + scale(per_stratum, domain, x1 - x0))
+        chart.overlay.append(Line(x, _r(y - 6), x, _r(y + group_h + 6), "n-line"))
+        chart.labels.append(Label(x, _r(y - 8), "N", "middle", "n-label"))
 
 
 def histogram_chart(bins: Sequence[Bin], eligible_counts: Sequence[int], sampled_counts: Sequence[int],
@@ -411,7 +428,7 @@ def histogram_chart(bins: Sequence[Bin], eligible_counts: Sequence[int], sampled
         series = ((shares[0], eligible_counts, n_eligible, ELIGIBLE_COLOUR, "eligible"),
                   (shares[1], sampled_counts, n_sampled, SAMPLED_COLOUR, "sampled"))
         for j, (share, counts, n, colour, who) in enumerate(series):
-            h = scale(share[i], y_max, plot_h)
+            h = visible_width(scale(share[i], y_max, plot_h), counts[i], 1.0)
             bar_w = (slot - 2 * pad) / 2
             title = f"{b.label} words: {fmt_int(counts[i])} {who} posts ({fmt_pct(counts[i], n)})"
             chart.rects.append(Rect(_r(x + pad + j * bar_w), _r(base - h), _r(bar_w), _r(h), colour, title))
@@ -442,7 +459,8 @@ def funnel_rows(report: Mapping[str, Any]) -> list[FunnelRow]:
             for r in report.get("funnel") or []]
 
 
-def consistency_problems(report: Mapping[str, Any], rows: Sequence[FunnelRow]) -> list[str]:
+def consistency_problems(report: Mapping[str, Any], rows: Sequence[FunnelRow],
+                         n_eligible: int, n_sampled: int) -> list[str]:
     """Arithmetic a reviewer would otherwise check by hand; each problem is one sentence.
 
     A report that disagrees with itself (totals that do not add up, a stratum sampled
@@ -454,7 +472,8 @@ def consistency_problems(report: Mapping[str, Any], rows: Sequence[FunnelRow]) -
     for row in rows:
         counts = [row.count(s) for s in STEPS]
         if any(c < 0 for c in counts) or counts != sorted(counts, reverse=True):
-            problems.append(f"{row.stratum}: the counts should shrink at each step ({', '.join(map(fmt_int, counts))}).")
+            problems.append(f"{row.stratum}: the counts should shrink at each step "
+                            f"({', '.join(map(fmt_int, counts))}).")
         if row.sampled != min(row.length, n):
             problems.append(f"{row.stratum}: {fmt_int(row.sampled)} sampled, but min(eligible, N) is "
                             f"{fmt_int(min(row.length, n))}.")
@@ -464,22 +483,25 @@ def consistency_problems(report: Mapping[str, Any], rows: Sequence[FunnelRow]) -
     for step in STEPS:
         summed = sum(row.count(step) for row in rows)
         if step in totals and int(totals[step]) != summed:
-            problems.append(f"Totals row: {step} is {fmt_int(totals[step])} but the strata add up to {fmt_int(summed)}.")
+            problems.append(f"Totals row: {step} is {fmt_int(totals[step])} but the strata add up to "
+                            f"{fmt_int(summed)}.")
     expected = [("input rows", (report.get("input") or {}).get("rows"), totals.get("total")),
                 ("output rows", (report.get("output") or {}).get("rows"), totals.get("sampled")),
-                ("eligible word counts", len((report.get("word_counts") or {}).get("eligible") or []), totals.get("length")),
-                ("sampled word counts", len((report.get("word_counts") or {}).get("sampled") or []), totals.get("sampled"))]
+                ("eligible word counts", n_eligible, totals.get("length")),
+                ("sampled word counts", n_sampled, totals.get("sampled"))]
     for what, actual, wanted in expected:
         if actual is not None and wanted is not None and int(actual) != int(wanted):
-            problems.append(f"{what.capitalize()}: {fmt_int(actual)}, but the totals row implies {fmt_int(wanted)}.")
+            problems.append(f"{what.capitalize()}: {fmt_int(actual)}, but the totals row implies "
+                            f"{fmt_int(wanted)}.")
     return problems
 
 
 def reproduce_command(report: Mapping[str, Any]) -> str:
     """The CLI call that redraws this sample, every value shell-quoted.
 
-    Stratification by forum is the CLI's default (``--per-forum``); other strata are
-    spelled out with ``--by`` so the command is not silently different from the report.
+    Stratification by forum is the CLI's default; other strata are spelled out as the
+    CLI takes them (``--by forum,year``) so the command is not silently different from
+    the report.
     """
     parts = ["postkit", "sample", str(report["input"]["path"]), "--output", str(report["output"]["path"]),
              "--seed", str(report["seed"]), "--per-forum", str(report["per_stratum"]),
@@ -488,12 +510,17 @@ def reproduce_command(report: Mapping[str, Any]) -> str:
         parts += ["--phrase", str(phrase)]
     by = [str(b) for b in report.get("by") or []]
     if by != ["forum"]:
-        for column in by:
-            parts += ["--by", column]
+        parts += ["--by", ",".join(by)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def int_list(values: Iterable[Any] | None) -> list[int]:
+    """Word counts as plain ints; None is no values (a numpy array is accepted too)."""
+    return [] if values is None else [int(v) for v in values]
+
+
 def step_labels(min_words: int) -> dict[str, str]:
+    """What each funnel step means, in words, for the table header and chart legend."""
     return {"total": "All posts", "phrase": "Contains phrase",
             "length": f"…and more than {fmt_int(min_words)} words (eligible)", "sampled": "Sampled"}
 
@@ -506,8 +533,7 @@ def build_context(report: Mapping[str, Any]) -> dict[str, Any]:
     labels = step_labels(min_words)
     totals = {s: int((report.get("totals") or {}).get(s, sum(r.count(s) for r in rows))) for s in STEPS}
     counts = report.get("word_counts") or {}
-    eligible = [int(v) for v in counts.get("eligible") or []]
-    sampled = [int(v) for v in counts.get("sampled") or []]
+    eligible, sampled = int_list(counts.get("eligible")), int_list(counts.get("sampled"))
     bins = make_bins(eligible + sampled, width=10, start=min_words + 1)
     eligible_counts, sampled_counts = count_into(eligible, bins), count_into(sampled, bins)
     by = [str(b) for b in report.get("by") or []]
@@ -522,17 +548,15 @@ def build_context(report: Mapping[str, Any]) -> dict[str, Any]:
         "totals": totals,
         "short_rows": [row for row in rows if row.short],
         "funnel_chart": funnel_chart(rows, n, labels),
-        "has_words": bool(eligible),
-        "histogram_chart": histogram_chart(bins, eligible_counts, sampled_counts, len(eligible), len(sampled))
-        if eligible else None,
+        "histogram_chart": (histogram_chart(bins, eligible_counts, sampled_counts, len(eligible),
+                                            len(sampled)) if eligible else None),
         "histogram_rows": list(zip(bins, eligible_counts, sampled_counts)),
         "n_eligible": len(eligible),
         "n_sampled": len(sampled),
         "stats": {"eligible": summary_stats(eligible), "sampled": summary_stats(sampled)},
-        "problems": consistency_problems(report, rows),
+        "problems": consistency_problems(report, rows, len(eligible), len(sampled)),
         "command": reproduce_command(report),
-        "colours": {"step": STEP_COLOURS, "eligible": ELIGIBLE_COLOUR, "sampled": SAMPLED_COLOUR,
-                    "n_line": N_LINE_COLOUR},
+        "hatch_colour": STEP_COLOURS["sampled"],
     }
 
 
