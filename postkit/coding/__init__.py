@@ -1,0 +1,1 @@
+"""Qualitative coding: codebook, coded excerpts and inter-coder agreement."""
