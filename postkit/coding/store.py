@@ -1,0 +1,749 @@
+"""The coding decision store: one SQLite file per study, shared by every coder.
+
+Why SQLite: coders (and later the browser review app) work on the same study at
+the same time, sometimes from two processes on one machine or a shared folder.
+A single file with WAL journaling lets readers and one writer proceed together,
+and a busy timeout makes a second writer *wait* instead of failing, so no
+decision is ever lost to "database is locked".  Every write is one short
+``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, so two
+writers never deadlock upgrading a read lock.
+
+The decision tables are append-only logs.  Nothing is updated or deleted: a
+coder changing their mind records a new decision, and their *current* view of a
+(unit, code) is their latest one.  That keeps a full audit trail for the methods
+section and makes concurrent writers trivially safe (inserts never conflict).
+
+Suggestions from the rule-based coder are stored separately and never count as
+codings until a coder confirms them: agreement statistics must only ever see
+human decisions.
+
+The store knows nothing about any UI; the coding sheet (CSV/XLSX) helpers at the
+bottom and the later review app are both plain clients of :class:`CodingStore`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import pandas as pd
+
+from postkit.errors import PostkitError
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_FILENAME",
+    "SCHEMA_VERSION",
+    "SHEET_COLUMNS",
+    "CodingStore",
+    "export_sheet",
+    "import_sheet",
+]
+
+DEFAULT_FILENAME = "coding.sqlite"
+SCHEMA_VERSION = 1
+# accept/add mean "the code applies", reject/remove mean "it does not".
+ACTIONS = ("accept", "reject", "add", "remove")
+APPLIED_ACTIONS = frozenset({"accept", "add"})
+# Long enough to ride out another process's transaction (they are all short) on
+# a slow shared disk; a writer that still cannot get the lock after this fails loudly.
+BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS excerpts (
+    unit_id  TEXT PRIMARY KEY,
+    post_id  TEXT,
+    forum    TEXT,
+    text     TEXT,
+    start    INTEGER,
+    end      INTEGER,
+    added_at TEXT
+);
+CREATE TABLE IF NOT EXISTS suggestions (
+    unit_id          TEXT NOT NULL REFERENCES excerpts(unit_id),
+    code_id          TEXT NOT NULL,
+    score            REAL,
+    evidence         TEXT,  -- JSON list of {start, end, text}
+    codebook_version TEXT NOT NULL,
+    created_at       TEXT,
+    PRIMARY KEY (unit_id, code_id, codebook_version)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id               INTEGER PRIMARY KEY,
+    unit_id          TEXT NOT NULL REFERENCES excerpts(unit_id),
+    code_id          TEXT NOT NULL,
+    coder            TEXT NOT NULL,
+    action           TEXT NOT NULL CHECK (action IN ('accept', 'reject', 'add', 'remove')),
+    memo             TEXT,
+    decided_at       TEXT NOT NULL,  -- ISO 8601 UTC
+    codebook_version TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_by_key ON decisions (unit_id, coder, code_id);
+CREATE TABLE IF NOT EXISTS reviews (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    reviewer   TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    text       TEXT,
+    scores     TEXT,  -- JSON
+    note       TEXT,
+    decided_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_by_kind ON reviews (kind, item_id);
+"""
+
+# Append-only is enforced by the database itself, so no client (the review app,
+# a hand-written script) can quietly rewrite history.
+_APPEND_ONLY = """
+CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS reviews_no_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS reviews_no_delete BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+"""
+
+DECISION_COLUMNS = ["id", "unit_id", "code_id", "coder", "action", "memo", "decided_at", "codebook_version"]
+CODING_COLUMNS = ["unit_id", "coder", "code_id", "applied", "action", "memo", "decided_at"]
+REVIEW_COLUMNS = ["id", "kind", "item_id", "reviewer", "action", "text", "scores", "note", "decided_at"]
+
+
+def _utc_iso(at: datetime | None = None) -> str:
+    """ISO 8601 UTC with fixed-width microseconds, so text order is time order.
+
+    A naive datetime is taken to be UTC already (the store never guesses a
+    local zone, which would differ between coders' machines).
+    """
+    if at is None:
+        at = datetime.now(UTC)
+    elif at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _clean(value: Any) -> Any:
+    """Turn pandas/numpy scalars and NaN into what sqlite3 can bind."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):  # lists, dicts
+        pass
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()  # numpy scalar -> Python scalar
+    return value
+
+
+def _text(value: Any) -> str | None:
+    value = _clean(value)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _int(value: Any, what: str) -> int | None:
+    value = _clean(value)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PostkitError(f"{what} must be a whole number, got {value!r}") from None
+
+
+def _records(rows: Iterable[dict] | pd.DataFrame) -> Iterator[dict]:
+    if isinstance(rows, pd.DataFrame):
+        yield from rows.to_dict("records")
+    else:
+        yield from rows
+
+
+class CodingStore:
+    """All coding decisions (and other reviews) of one study, in one SQLite file.
+
+    Safe to open from several processes at once; each method is its own short
+    transaction, so a crash loses at most the call in progress.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / DEFAULT_FILENAME
+        self.path = path
+        if not path.parent.exists():
+            raise PostkitError(
+                "the folder for the coding store does not exist",
+                path=path.parent,
+                fix="create it first or choose another --store path",
+            )
+        try:
+            # isolation_level=None: no implicit transactions; we issue BEGIN IMMEDIATE
+            # ourselves so the write lock is taken before anything is read.
+            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise PostkitError(f"cannot open the coding store ({exc})", path=path) from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise PostkitError(
+                    f"cannot switch the coding store to WAL journaling (got {mode!r})",
+                    path=path,
+                    fix="put the store on a local disk; network file systems cannot share SQLite safely",
+                )
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise PostkitError(
+                f"not a postkit coding store ({exc})",
+                path=path,
+                fix="point to the study's coding.sqlite or to a new file name",
+            ) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open(cls, path: str | Path) -> CodingStore:
+        """Open (creating if needed) the store at ``path`` (a file or a study folder)."""
+        return cls(path)
+
+    def close(self) -> None:
+        """Close the connection; committed data is already on disk."""
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction holding the lock from the start."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        self._refuse_newer(version)
+        if version == SCHEMA_VERSION:
+            return
+        with self._write() as conn:
+            # Re-read under the lock: another process may have created it meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            self._refuse_newer(version)
+            if version == 0:
+                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise PostkitError(
+                        "this SQLite file is not a postkit coding store (it has other tables)",
+                        path=self.path,
+                        fix="choose a new file name for the coding store",
+                    )
+                for statement in (_SCHEMA + _APPEND_ONLY).split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)  # executescript() would COMMIT our transaction
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # Future: `if version == 1: ...` steps up to SCHEMA_VERSION go here.
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise PostkitError(
+                f"the coding store was written by a newer postkit (schema {version}, "
+                f"this postkit reads up to {SCHEMA_VERSION})",
+                path=self.path,
+                fix="upgrade postkit (pip install -U postkit) before opening it",
+            )
+
+    def _frame(self, sql: str, params: Iterable[Any] = (), columns: list[str] | None = None) -> pd.DataFrame:
+        cursor = self._conn.execute(sql, tuple(params))
+        names = [d[0] for d in cursor.description]
+        frame = pd.DataFrame(cursor.fetchall(), columns=names)
+        if columns is not None:
+            frame = frame[columns]
+        return frame
+
+    def _unit_exists(self, unit_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM excerpts WHERE unit_id = ?", (unit_id,)).fetchone() is not None
+
+    def _known_units(self) -> set[str]:
+        return {row[0] for row in self._conn.execute("SELECT unit_id FROM excerpts")}
+
+    # -- excerpts and suggestions ------------------------------------------------
+
+    def add_excerpts(self, rows: Iterable[dict] | pd.DataFrame) -> int:
+        """Register the units coders code; existing unit_ids are left untouched.
+
+        Ignoring (not replacing) duplicates keeps decisions attached to the text
+        the coder actually saw.  Returns the number of new units.
+        """
+        now = _utc_iso()
+        values = []
+        for number, row in enumerate(_records(rows), start=1):
+            unit_id = _text(row.get("unit_id"))
+            if unit_id is None:
+                raise PostkitError("an excerpt has no unit_id", row=number, fix="give every unit an id")
+            values.append((
+                unit_id,
+                _text(row.get("post_id")),
+                _text(row.get("forum")),
+                None if _clean(row.get("text")) is None else str(_clean(row.get("text"))),
+                _int(row.get("start"), "start"),
+                _int(row.get("end"), "end"),
+                now,
+            ))
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO excerpts (unit_id, post_id, forum, text, start, end, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            return conn.total_changes - before
+
+    def add_suggestions(self, rows: Iterable[dict] | pd.DataFrame, codebook_version: str) -> int:
+        """Store rule-based suggestions (unit_id, code_id, score, evidence).
+
+        Suggestions are keyed by codebook version, so re-running a newer codebook
+        adds rows rather than rewriting what coders were shown.  They never count
+        as codings.  Returns the number of new suggestions.
+        """
+        version = _text(codebook_version)
+        if version is None:
+            raise PostkitError("codebook_version is empty", fix="pass the codebook's version string")
+        now = _utc_iso()
+        values = []
+        problems = []
+        known = self._known_units()
+        for number, row in enumerate(_records(rows), start=1):
+            unit_id, code_id = _text(row.get("unit_id")), _text(row.get("code_id"))
+            if unit_id is None or code_id is None:
+                problems.append(f"suggestion {number}: unit_id and code_id are required")
+                continue
+            if unit_id not in known:
+                problems.append(f"suggestion {number}: unknown unit_id {unit_id!r}")
+                continue
+            evidence = _clean(row.get("evidence"))
+            if evidence is not None and not isinstance(evidence, str):
+                evidence = json.dumps(evidence, ensure_ascii=False)
+            score = _clean(row.get("score"))
+            values.append((unit_id, code_id, None if score is None else float(score), evidence, version, now))
+        if problems:
+            raise PostkitError(
+                f"{len(problems)} suggestion(s) cannot be stored; nothing was added",
+                fix="add the excerpts first (add_excerpts) and give every suggestion a code_id",
+                details=problems,
+            )
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO suggestions"
+                " (unit_id, code_id, score, evidence, codebook_version, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            return conn.total_changes - before
+
+    def suggestions(self) -> pd.DataFrame:
+        """All stored suggestions (evidence left as JSON text)."""
+        return self._frame(
+            "SELECT unit_id, code_id, score, evidence, codebook_version, created_at FROM suggestions"
+            " ORDER BY unit_id, code_id, codebook_version"
+        )
+
+    def excerpts(self) -> pd.DataFrame:
+        """All registered units."""
+        return self._frame(
+            "SELECT unit_id, post_id, forum, text, start, end, added_at FROM excerpts ORDER BY unit_id"
+        )
+
+    # -- decisions ---------------------------------------------------------------
+
+    def _check_decision(self, unit_id: Any, code_id: Any, coder: Any, action: Any) -> tuple[str, str, str, str]:
+        coder_s = _text(coder)
+        if coder_s is None:
+            raise PostkitError("the coder name is empty", fix="pass the coder's name or initials")
+        code_s = _text(code_id)
+        if code_s is None:
+            raise PostkitError("the code_id is empty", fix="name the code being decided")
+        action_s = (_text(action) or "").lower()
+        if action_s not in ACTIONS:
+            raise PostkitError(
+                f"unknown action {action!r}", fix=f"use one of: {', '.join(ACTIONS)}"
+            )
+        unit_s = _text(unit_id)
+        if unit_s is None or not self._unit_exists(unit_s):
+            raise PostkitError(
+                f"unknown unit_id {unit_id!r}", fix="add the excerpt first (add_excerpts) or check the id"
+            )
+        return unit_s, code_s, coder_s, action_s
+
+    def _default_version(self, unit_id: str, code_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT codebook_version FROM suggestions WHERE unit_id = ? AND code_id = ?"
+            " ORDER BY created_at DESC, codebook_version DESC LIMIT 1",
+            (unit_id, code_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def decide(
+        self,
+        unit_id: str,
+        code_id: str,
+        coder: str,
+        action: str,
+        memo: str | None = None,
+        *,
+        at: datetime | None = None,
+        codebook_version: str | None = None,
+    ) -> int:
+        """Append one decision and return its id.
+
+        Validated before writing (unknown unit, bad action, empty coder raise
+        :class:`PostkitError`) so the log never holds a decision nobody can
+        interpret.  ``codebook_version`` defaults to that of the latest
+        suggestion of this code for this unit, if any.
+        """
+        unit_s, code_s, coder_s, action_s = self._check_decision(unit_id, code_id, coder, action)
+        with self._write() as conn:
+            version = _text(codebook_version) or self._default_version(unit_s, code_s)
+            cursor = conn.execute(
+                "INSERT INTO decisions (unit_id, code_id, coder, action, memo, decided_at, codebook_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (unit_s, code_s, coder_s, action_s, _text(memo), _utc_iso(at), version),
+            )
+            return int(cursor.lastrowid)
+
+    def decisions(self, coder: str | None = None) -> pd.DataFrame:
+        """The full decision log (optionally one coder's), oldest first."""
+        where, params = ("WHERE coder = ?", (coder,)) if coder is not None else ("", ())
+        return self._frame(
+            f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions {where} ORDER BY decided_at, id",
+            params,
+            DECISION_COLUMNS,
+        )
+
+    _LATEST = """
+        SELECT unit_id, coder, code_id, action, memo, decided_at FROM (
+            SELECT *, ROW_NUMBER() OVER (
+                PARTITION BY unit_id, coder, code_id ORDER BY decided_at DESC, id DESC) AS rank
+            FROM decisions {where})
+        WHERE rank = 1
+    """
+
+    def codings(self) -> pd.DataFrame:
+        """Current state: each coder's latest decision per (unit, code).
+
+        Only human decisions appear here; a suggestion nobody confirmed is not a
+        coding.  ``applied`` is True for accept/add and False for reject/remove,
+        so "coder looked and said no" is kept distinct from "never decided".
+        """
+        frame = self._frame(self._LATEST.format(where="") + " ORDER BY unit_id, coder, code_id")
+        frame["applied"] = frame["action"].isin(APPLIED_ACTIONS).astype(bool)
+        return frame[CODING_COLUMNS].reset_index(drop=True)
+
+    def _current(self, coder: str) -> dict[tuple[str, str], tuple[str, str | None]]:
+        rows = self._conn.execute(self._LATEST.format(where="WHERE coder = ?"), (coder,))
+        return {(u, c): (a, m) for u, _coder, c, a, m, _at in rows}
+
+    def coded_units(self) -> pd.DataFrame:
+        """(unit_id, coder) pairs where the coder decided anything.
+
+        Agreement needs this: a code absent from a unit the coder *did* review
+        means "not applied", while an unreviewed unit is missing data.
+        """
+        return self._frame("SELECT DISTINCT unit_id, coder FROM decisions ORDER BY unit_id, coder")
+
+    def progress(self) -> dict[str, Any]:
+        """Counts for a progress line or dashboard.
+
+        ``suggestions_pending`` counts suggested (unit, code) pairs that no coder
+        has decided yet, across codebook versions.
+        """
+        conn = self._conn
+        one = lambda sql: conn.execute(sql).fetchone()[0]
+        return {
+            "units_total": one("SELECT count(*) FROM excerpts"),
+            "units_decided": one("SELECT count(DISTINCT unit_id) FROM decisions"),
+            "units_decided_by_coder": dict(
+                conn.execute("SELECT coder, count(DISTINCT unit_id) FROM decisions GROUP BY coder ORDER BY coder")
+            ),
+            "decisions_by_coder": dict(
+                conn.execute("SELECT coder, count(*) FROM decisions GROUP BY coder ORDER BY coder")
+            ),
+            "decisions_total": one("SELECT count(*) FROM decisions"),
+            "suggestions_total": one("SELECT count(*) FROM (SELECT DISTINCT unit_id, code_id FROM suggestions)"),
+            "suggestions_pending": one(
+                "SELECT count(*) FROM (SELECT DISTINCT unit_id, code_id FROM suggestions) s"
+                " WHERE NOT EXISTS (SELECT 1 FROM decisions d"
+                " WHERE d.unit_id = s.unit_id AND d.code_id = s.code_id)"
+            ),
+        }
+
+    # -- generic reviews ---------------------------------------------------------
+
+    def add_review(
+        self,
+        kind: str,
+        item_id: str,
+        reviewer: str,
+        action: str,
+        *,
+        text: str | None = None,
+        scores: Any = None,
+        note: str | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Append a review of any other kind (e.g. ``kind='quote'`` disguise approvals).
+
+        Kept generic and append-only like decisions so later review apps need no
+        schema change; ``scores`` is stored as JSON.
+        """
+        fields = {"kind": kind, "item_id": item_id, "reviewer": reviewer, "action": action}
+        cleaned = {name: _text(value) for name, value in fields.items()}
+        empty = [name for name, value in cleaned.items() if value is None]
+        if empty:
+            raise PostkitError(f"review field(s) empty: {', '.join(empty)}", fix="fill in every required field")
+        try:
+            scores_json = None if scores is None else json.dumps(scores, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise PostkitError(f"review scores are not JSON-serialisable ({exc})") from None
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO reviews (kind, item_id, reviewer, action, text, scores, note, decided_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (cleaned["kind"], cleaned["item_id"], cleaned["reviewer"], cleaned["action"],
+                 text, scores_json, note, _utc_iso(at)),
+            )
+            return int(cursor.lastrowid)
+
+    def reviews(self, kind: str | None = None) -> pd.DataFrame:
+        """The review log (optionally one kind), oldest first; ``scores`` decoded from JSON."""
+        where, params = ("WHERE kind = ?", (kind,)) if kind is not None else ("", ())
+        frame = self._frame(
+            f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews {where} ORDER BY decided_at, id",
+            params,
+            REVIEW_COLUMNS,
+        )
+        frame["scores"] = pd.Series(
+            [json.loads(s) if isinstance(s, str) else None for s in frame["scores"]], index=frame.index, dtype=object
+        )
+        return frame
+
+
+# -- coding sheets ---------------------------------------------------------------
+
+SHEET_COLUMNS = ["unit_id", "post_id", "text", "code_id", "suggested", "score", "evidence", "decision", "memo"]
+
+
+def _sheet_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".xlsx":
+        if importlib.util.find_spec("openpyxl") is None:
+            raise PostkitError(
+                "writing or reading .xlsx coding sheets needs openpyxl, which is not installed",
+                path=path,
+                fix="use a .csv sheet, or pip install openpyxl",
+            )
+        return "xlsx"
+    raise PostkitError(
+        f"unsupported coding sheet type {suffix or '(none)'!r}", path=path, fix="use a .csv or .xlsx file name"
+    )
+
+
+def _evidence_text(evidence: str | None) -> str:
+    """Evidence spans as readable text for the sheet ("…" | "…")."""
+    evidence = _text(evidence)  # None/NaN from a pandas 3 string column
+    if not evidence:
+        return ""
+    try:
+        spans = json.loads(evidence)
+    except ValueError:
+        return str(evidence)
+    if isinstance(spans, list):
+        return " | ".join(str(s.get("text", "")) if isinstance(s, dict) else str(s) for s in spans)
+    return str(spans)
+
+
+def export_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
+    """Write a coding sheet for ``coder`` and return its number of rows.
+
+    One row per (unit, code) that was suggested or that this coder already
+    decided, pre-filled with the coder's current decision and memo so the sheet
+    always reflects the store (re-importing it changes nothing).  Other coders'
+    decisions are deliberately left out to keep coding independent.  Units with
+    nothing suggested get one row with a blank code_id so the coder still sees
+    them and can add codes.  The sheet is written atomically.
+    """
+    path = Path(path)
+    fmt = _sheet_format(path)
+    coder_s = _text(coder)
+    if coder_s is None:
+        raise PostkitError("the coder name is empty", fix="pass the coder's name or initials")
+    excerpts = store.excerpts()
+    # Latest codebook version's suggestion per (unit, code).
+    suggestions = store._frame(
+        "SELECT unit_id, code_id, score, evidence FROM ("
+        " SELECT *, ROW_NUMBER() OVER (PARTITION BY unit_id, code_id"
+        "  ORDER BY created_at DESC, codebook_version DESC) AS rank FROM suggestions)"
+        " WHERE rank = 1"
+    )
+    current = store._current(coder_s)
+    suggested = {(r.unit_id, r.code_id): r for r in suggestions.itertuples(index=False)}
+    keys_by_unit: dict[str, set[str]] = {}
+    for unit_id, code_id in list(suggested) + list(current):
+        keys_by_unit.setdefault(unit_id, set()).add(code_id)
+    rows = []
+    for unit in excerpts.itertuples(index=False):
+        codes = sorted(keys_by_unit.get(unit.unit_id, set())) or [""]
+        for code_id in codes:
+            sug = suggested.get((unit.unit_id, code_id))
+            action, memo = current.get((unit.unit_id, code_id), ("", None))
+            rows.append({
+                "unit_id": unit.unit_id,
+                "post_id": _text(unit.post_id) or "",
+                "text": "" if _clean(unit.text) is None else unit.text,
+                "code_id": code_id,
+                "suggested": "yes" if sug is not None else "no",
+                "score": "" if sug is None or sug.score is None or pd.isna(sug.score) else f"{sug.score:g}",
+                "evidence": _evidence_text(sug.evidence) if sug is not None else "",
+                "decision": action,
+                "memo": memo or "",
+            })
+    frame = pd.DataFrame(rows, columns=SHEET_COLUMNS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        if fmt == "csv":
+            # utf-8-sig: Excel opens non-ASCII text correctly only with the BOM.
+            frame.to_csv(temp_name, index=False, encoding="utf-8-sig")
+        else:
+            frame.to_excel(temp_name, index=False, sheet_name="coding")
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return len(frame)
+
+
+def _read_sheet(path: Path) -> pd.DataFrame:
+    fmt = _sheet_format(path)
+    if not path.exists():
+        raise PostkitError("the coding sheet does not exist", path=path, fix="check the file name")
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        else:
+            frame = pd.read_excel(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise PostkitError("the coding sheet is empty", path=path, fix="export it again") from None
+    except UnicodeDecodeError:
+        raise PostkitError("the coding sheet is not UTF-8 text", path=path, fix="re-save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise PostkitError(f"cannot read the coding sheet ({exc})", path=path) from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in ("unit_id", "code_id", "decision") if c not in frame.columns]
+    if missing:
+        raise PostkitError(
+            f"the coding sheet lacks column(s) {', '.join(missing)}",
+            path=path,
+            fix="export a fresh sheet with export_sheet and fill that in",
+        )
+    return frame
+
+
+def import_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
+    """Record the decisions a coder filled into a sheet; return how many were new.
+
+    All rows are validated first and any problem aborts the whole import with
+    one error listing every bad row (sheet row numbers, header = row 1), so a
+    sheet is never half-imported.  Blank decisions are skipped, and a decision
+    identical (action and memo) to the coder's current one is skipped, so
+    importing the same sheet twice records nothing the second time.
+    """
+    path = Path(path)
+    coder_s = _text(coder)
+    if coder_s is None:
+        raise PostkitError("the coder name is empty", fix="pass the coder's name or initials")
+    frame = _read_sheet(path)
+    has_memo = "memo" in frame.columns
+    known = store._known_units()
+    problems: list[str] = []
+    wanted: dict[tuple[str, str], tuple[int, str, str | None]] = {}
+    for index, row in enumerate(frame.to_dict("records")):
+        sheet_row = index + 2
+        decision = (_text(row.get("decision")) or "").lower()
+        unit_id = _text(row.get("unit_id"))
+        code_id = _text(row.get("code_id"))
+        memo = _text(row.get("memo")) if has_memo else None
+        if unit_id is None:
+            if decision or code_id:
+                problems.append(f"row {sheet_row}: unit_id is empty")
+            continue  # fully blank line
+        if unit_id not in known:
+            problems.append(f"row {sheet_row}: unknown unit_id {unit_id!r}")
+            continue
+        if not decision:
+            continue
+        if decision not in ACTIONS:
+            problems.append(
+                f"row {sheet_row}: decision {row.get('decision')!r} is not one of {', '.join(ACTIONS)} (or blank)"
+            )
+            continue
+        if code_id is None:
+            problems.append(f"row {sheet_row}: decision {decision!r} has no code_id")
+            continue
+        key = (unit_id, code_id)
+        if key in wanted and wanted[key][1:] != (decision, memo):
+            problems.append(
+                f"row {sheet_row}: conflicts with row {wanted[key][0]} for unit {unit_id!r}, code {code_id!r}"
+            )
+            continue
+        wanted.setdefault(key, (sheet_row, decision, memo))
+    if problems:
+        raise PostkitError(
+            f"{len(problems)} row(s) of the coding sheet are invalid; nothing was imported",
+            path=path,
+            fix="correct the listed rows and import again",
+            details=problems,
+        )
+    now = _utc_iso()
+    added = 0
+    with store._write() as conn:
+        current = store._current(coder_s)  # read under the lock: no race with another import
+        for (unit_id, code_id), (_row, decision, memo) in wanted.items():
+            if current.get((unit_id, code_id)) == (decision, memo):
+                continue
+            conn.execute(
+                "INSERT INTO decisions (unit_id, code_id, coder, action, memo, decided_at, codebook_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (unit_id, code_id, coder_s, decision, memo, now, store._default_version(unit_id, code_id)),
+            )
+            added += 1
+    return added
