@@ -33,9 +33,10 @@ class _UserError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         out = file or sys.stderr
-        click.echo(f"error: {self.error.one_line()}", file=out)
+        line_one = self.error.one_line()
+        click.echo(f"error: {line_one}", file=out)
         details = self.error.details
-        if len(details) > 1:
+        if any(detail not in line_one for detail in details):  # the message may already name the only one
             for line in details[:_MAX_DETAILS]:
                 click.echo(f"  {line}", file=out)
             if len(details) > _MAX_DETAILS:
@@ -304,6 +305,112 @@ def sample(source, output, per_stratum, phrases, min_words, seed, by, report, ma
         click.echo(f"\nOutput: {output} (sha256 {result.output_sha256[:16]}…); manifest "
                    f"{manifest or output.with_name(output.name + '.manifest.json')}"
                    + (f"; report {report}" if report else ""))
+
+
+# --------------------------------------------------------------------------- coding
+
+
+store_argument = click.argument("store", metavar="STORE", type=click.Path(path_type=Path))
+
+
+@main.group()
+def code() -> None:
+    """Record coders' decisions on code suggestions (a SQLite store per study)."""
+
+
+@code.command("progress")
+@store_argument
+def code_progress(store) -> None:
+    """How far coding has got: units, decisions per coder, suggestions still to review.
+
+    Example: postkit code progress study/coding.sqlite
+    """
+    from .coding.store import CodingStore
+    from .summary import text_table
+
+    with CodingStore(store) as opened:
+        numbers = opened.progress()
+    click.echo(f"{store}: {numbers['units_decided']:,} of {numbers['units_total']:,} units have decisions; "
+               f"{numbers['suggestions_pending']:,} of {numbers['suggestions_total']:,} suggested codes not yet "
+               f"reviewed by anyone")
+    coders = sorted(numbers["decisions_by_coder"])
+    if coders:
+        click.echo(text_table(["coder", "units", "decisions"],
+                              [[c, numbers["units_decided_by_coder"].get(c, 0), numbers["decisions_by_coder"][c]]
+                               for c in coders]))
+
+
+@code.command("export-sheet")
+@store_argument
+@click.option("--coder", required=True, help="Whose sheet: only their own earlier decisions are shown.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Sheet to write (.csv or .xlsx).")
+def code_export_sheet(store, coder, output) -> None:
+    """Write a coding sheet: one row per suggested code, to accept/reject/add with a memo.
+
+    Example: postkit code export-sheet study/coding.sqlite --coder alice --output alice.xlsx
+    """
+    from .coding.store import CodingStore, export_sheet
+
+    with CodingStore(store) as opened:
+        rows = export_sheet(opened, output, coder)
+    click.echo(f"{output}: {rows:,} rows for {coder}; fill 'decision' (accept, reject, add, remove) and 'memo'")
+
+
+@code.command("import-sheet")
+@store_argument
+@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--coder", required=True, help="Whose decisions these are.")
+def code_import_sheet(store, sheet, coder) -> None:
+    """Record the decisions of a filled coding sheet (all rows checked first; all or nothing).
+
+    Example: postkit code import-sheet study/coding.sqlite alice.xlsx --coder alice
+    """
+    from .coding.store import CodingStore, import_sheet
+
+    with CodingStore(store) as opened:
+        recorded = import_sheet(opened, sheet, coder)
+    click.echo(f"{sheet}: recorded {recorded:,} decisions by {coder}")
+
+
+@main.command("agreement")
+@click.argument("sources", metavar="STORE_OR_SHEETS", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
+@click.option("--coders", required=True, help="Comma-separated coder names (with sheets: one per sheet, in order).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option("--disagreements", default=20, show_default=True, type=click.IntRange(min=0),
+              help="How many disagreements to list.")
+def agreement_command(sources, coders, fmt, disagreements) -> None:
+    """Inter-coder agreement: Cohen's kappa, Krippendorff's alpha, percent agreement.
+
+    Per code and overall, with interpretation bands and the excerpts coders disagree on;
+    from a store, also each coder's agreement with the rule suggestions.
+
+    Example: postkit agreement study/coding.sqlite --coders alice,bob
+    """
+    from .coding.agreement import agreement, render_agreement, suggestion_agreement
+    from .coding.store import CodingStore, codings_from_sheets
+
+    names = [c.strip() for c in coders.split(",") if c.strip()]
+    suggestions = None
+    if len(sources) == 1 and (sources[0].is_dir() or sources[0].suffix.lower() in (".sqlite", ".db")):
+        with CodingStore(sources[0]) as opened:
+            codings = opened.codings()
+            suggestions = opened.suggestions()
+    else:
+        codings = codings_from_sheets(list(sources), names)
+    report = agreement(codings, coders=names)
+    click.echo(render_agreement(report, fmt=fmt, max_disagreements=disagreements))
+    if suggestions is not None and len(suggestions):
+        for coder, versus_rules in suggestion_agreement(codings[codings["coder"].isin(names)],
+                                                        suggestions[["unit_id", "code_id"]]).items():
+            overall = versus_rules.overall
+            click.echo(f"\nRule suggestions vs {coder}: kappa {_rounded(overall.cohen_kappa)} ({overall.kappa_band}), "
+                       f"alpha {_rounded(overall.krippendorff_alpha)} ({overall.alpha_band})")
+
+
+def _rounded(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
 
 
 # --------------------------------------------------------------------------- audit

@@ -29,7 +29,7 @@ import math
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SHEET_COLUMNS",
     "CodingStore",
+    "codings_from_sheets",
     "export_sheet",
     "import_sheet",
 ]
@@ -747,3 +748,28 @@ def import_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
             )
             added += 1
     return added
+
+
+def codings_from_sheets(paths: Sequence[str | Path], coders: Sequence[str]) -> pd.DataFrame:
+    """Codings (unit_id, coder, code_id, applied) from filled coding sheets, one per coder.
+
+    For teams that code in spreadsheets and never share a store: a row's decision says
+    whether the code applies (accept/add) or not (reject/remove); blank rows say nothing.
+    """
+    if len(paths) != len(coders):
+        raise PostkitError(f"{len(paths)} sheets but {len(coders)} coder names",
+                           fix="give one coder name per sheet, in the same order (--coders A,B)")
+    rows = []
+    for path, coder in zip(paths, coders):
+        frame = _read_sheet(Path(path))
+        for number, (unit, code, decision) in enumerate(
+                zip(frame["unit_id"], frame["code_id"], frame["decision"]), start=2):
+            decision = str(decision).strip().lower()
+            if not decision:
+                continue
+            if decision not in ACTIONS:
+                raise PostkitError(f"unknown decision '{decision}'", path=path, row=number, column="decision",
+                                   fix=f"use one of {', '.join(ACTIONS)} or leave it blank")
+            rows.append({"unit_id": str(unit).strip(), "coder": coder, "code_id": str(code).strip(),
+                         "applied": decision in APPLIED_ACTIONS})
+    return pd.DataFrame(rows, columns=["unit_id", "coder", "code_id", "applied"])

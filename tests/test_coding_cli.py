@@ -1,0 +1,69 @@
+"""The coding workflow through the CLI: sheets out, decisions in, progress, agreement."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from postkit.cli import main
+from postkit.coding.store import CodingStore
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "coding.sqlite"
+    with CodingStore(path) as opened:
+        opened.add_excerpts([{"unit_id": f"u{i}", "post_id": f"p{i}", "forum": "Robin", "text": f"post {i}",
+                              "start": 0, "end": 6} for i in range(6)])
+        opened.add_suggestions([{"unit_id": f"u{i}", "code_id": "SE-C1", "score": 0.8, "evidence": []}
+                                for i in range(6)], codebook_version="v1")
+    return path
+
+
+def fill(sheet, decisions):
+    frame = pd.read_csv(sheet, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame["decision"] = [decisions.get(u, "") for u in frame["unit_id"]]
+    frame.to_csv(sheet, index=False)
+
+
+def test_sheets_round_trip_progress_and_agreement(store, tmp_path):
+    alice, bob = tmp_path / "alice.csv", tmp_path / "bob.csv"
+    assert run("code", "export-sheet", store, "--coder", "alice", "--output", alice).exit_code == 0
+    assert run("code", "export-sheet", store, "--coder", "bob", "--output", bob).exit_code == 0
+    fill(alice, {"u0": "accept", "u1": "accept", "u2": "reject", "u3": "reject", "u4": "accept", "u5": "reject"})
+    fill(bob, {"u0": "accept", "u1": "reject", "u2": "reject", "u3": "reject", "u4": "accept", "u5": "reject"})
+    result = run("code", "import-sheet", store, alice, "--coder", "alice")
+    assert result.exit_code == 0 and "recorded 6 decisions by alice" in result.output
+    assert run("code", "import-sheet", store, bob, "--coder", "bob").exit_code == 0
+    result = run("code", "progress", store)
+    assert result.exit_code == 0 and "6 of 6 units have decisions" in result.output and "alice" in result.output
+    from_store = run("agreement", store, "--coders", "alice,bob")
+    assert from_store.exit_code == 0, from_store.output
+    # 5 of 6 units agree; kappa = (5/6 - 1/2) / (1 - 1/2) = 0.667 (alice 3 yes, bob 2 yes: pe = .5*.33+.5*.67)
+    assert "SE-C1" in from_store.output and "83.3%" in from_store.output
+    assert "u1" in from_store.output  # the disagreement is listed
+    assert "Rule suggestions vs alice" in from_store.output
+    from_sheets = run("agreement", alice, bob, "--coders", "alice,bob")
+    assert from_sheets.exit_code == 0
+    assert from_sheets.output.split("\n")[:6] == from_store.output.split("\n")[:6]
+
+
+def test_bad_sheet_is_refused_whole(store, tmp_path):
+    sheet = tmp_path / "alice.csv"
+    run("code", "export-sheet", store, "--coder", "alice", "--output", sheet)
+    fill(sheet, {"u0": "accept", "u1": "maybe"})
+    result = run("code", "import-sheet", store, sheet, "--coder", "alice")
+    assert result.exit_code == 1 and "maybe" in result.stderr
+    assert "0 of 6 units have decisions" in run("code", "progress", store).output
+
+
+def test_agreement_needs_a_sheet_per_coder(tmp_path, store):
+    sheet = tmp_path / "a.csv"
+    run("code", "export-sheet", store, "--coder", "alice", "--output", sheet)
+    result = run("agreement", sheet, "--coders", "alice,bob")
+    assert result.exit_code == 1 and "1 sheets but 2 coder names" in result.stderr
