@@ -307,6 +307,46 @@ def sample(source, output, per_stratum, phrases, min_words, seed, by, report, ma
                    + (f"; report {report}" if report else ""))
 
 
+# --------------------------------------------------------------------------- codebook
+
+
+codebook_option = click.option("--codebook", "codebook_path", type=click.Path(path_type=Path),
+                               help="A CMO codebook YAML (default: rules/cmo_codebook.yaml).")
+
+
+@main.group()
+def codebook() -> None:
+    """The CMO codebook (rules/cmo_codebook.yaml) that coding suggestions come from."""
+
+
+@codebook.command("check")
+@codebook_option
+def codebook_check(codebook_path) -> None:
+    """Validate a codebook; every problem is listed with where it is.
+
+    Example: postkit codebook check --codebook my_codebook.yaml
+    """
+    from .coding.codebook import load_codebook
+
+    book = load_codebook(codebook_path)
+    configurations = sum(len(area.configurations) for area in book.areas)
+    click.echo(f"OK: {book.name} {book.version}: {len(book.areas)} areas, {configurations} configurations, "
+               f"{sum(1 for _ in book.codes())} codes; version hash {book.version_hash}")
+
+
+@codebook.command("show")
+@codebook_option
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+def codebook_show(codebook_path, fmt) -> None:
+    """Print the codebook readably: areas, configurations, codes with definitions and cues.
+
+    Example: postkit codebook show --format markdown > codebook.md
+    """
+    from .coding.codebook import load_codebook, render_codebook
+
+    click.echo(render_codebook(load_codebook(codebook_path), fmt=fmt))
+
+
 # --------------------------------------------------------------------------- coding
 
 

@@ -67,3 +67,15 @@ def test_agreement_needs_a_sheet_per_coder(tmp_path, store):
     run("code", "export-sheet", store, "--coder", "alice", "--output", sheet)
     result = run("agreement", sheet, "--coders", "alice,bob")
     assert result.exit_code == 1 and "1 sheets but 2 coder names" in result.stderr
+
+
+def test_codebook_check_and_show(tmp_path):
+    result = run("codebook", "check")
+    assert result.exit_code == 0 and result.output.startswith("OK: ") and "4 areas" in result.output
+    shown = run("codebook", "show", "--format", "markdown")
+    assert shown.exit_code == 0 and "SE-C1" in shown.output
+    broken = tmp_path / "book.yaml"
+    broken.write_text("version: '1'\nname: x\nareas:\n  - id: a\n    name: A\n    definition: d\n"
+                      "    configurations: []\n")
+    result = run("codebook", "check", "--codebook", broken)
+    assert result.exit_code == 1 and result.stderr.startswith(f"error: {broken}")
