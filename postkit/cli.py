@@ -380,6 +380,26 @@ def code_progress(store) -> None:
                                for c in coders]))
 
 
+@code.command("load")
+@click.argument("tagged", metavar="TAGGED", type=click.Path(path_type=Path))
+@click.option("--store", "store", required=True, type=click.Path(path_type=Path),
+              help="The study's coding store (created if missing; a folder gets coding.sqlite).")
+def code_load(tagged, store) -> None:
+    """Add the units and suggestions of a `postkit tag` output to the coding store.
+
+    Suggestions are not codings: they count only once a coder accepts them.
+
+    Example: postkit code load tagged.parquet --store study/coding.sqlite
+    """
+    from .coding.load import load_tagged
+    from .coding.store import CodingStore
+
+    with CodingStore(store) as opened:
+        counts = load_tagged(opened, tagged)
+    click.echo(f"{store}: {counts['new_units']:,} new units ({counts['units']:,} read), "
+               f"{counts['suggestions']:,} suggestions added")
+
+
 @code.command("export-sheet")
 @store_argument
 @click.option("--coder", required=True, help="Whose sheet: only their own earlier decisions are shown.")

@@ -79,3 +79,34 @@ def test_codebook_check_and_show(tmp_path):
                       "    configurations: []\n")
     result = run("codebook", "check", "--codebook", broken)
     assert result.exit_code == 1 and result.stderr.startswith(f"error: {broken}")
+
+
+def test_load_tagged_posts_and_sentences(tmp_path):
+    from postkit.io import write_table
+
+    posts = pd.DataFrame([
+        {"post_id": "p1", "forum": "Robin", "text": "I feel less alone. Thanks all.",
+         "suggestions": [{"code_id": "UA-C1", "area": "understanding_acceptance", "polarity": "positive",
+                          "score": 0.7, "evidence": [{"start": 7, "end": 17, "text": "less alone"}]}],
+         "codebook_version": "v1"},
+        {"post_id": "p2", "forum": "Jay", "text": "Just venting.", "suggestions": [], "codebook_version": "v1"},
+    ])
+    tagged = tmp_path / "tagged.csv"  # CSV: suggestions travel as JSON text
+    write_table(posts, tagged)
+    store = tmp_path / "study"
+    store.mkdir()
+    result = run("code", "load", tagged, "--store", store)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "2 new units (2 read), 1 suggestions added" in result.output
+    with CodingStore(store) as opened:
+        excerpts = opened.excerpts().set_index("unit_id")
+        assert excerpts.loc["p1", "end"] == len("I feel less alone. Thanks all.")
+        assert opened.codings().empty  # suggestions are not codings
+    sentences = posts.head(1).assign(unit_id=["p1#s0"], unit_start=[0], unit_end=[18],
+                                     unit_text=["I feel less alone."])
+    tagged_sentences = tmp_path / "tagged_sentences.parquet"
+    write_table(sentences, tagged_sentences)
+    assert run("code", "load", tagged_sentences, "--store", store).exit_code == 0
+    with CodingStore(store) as opened:
+        unit = opened.excerpts().set_index("unit_id").loc["p1#s0"]
+        assert (unit["start"], unit["end"]) == (0, 18)
