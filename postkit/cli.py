@@ -347,6 +347,52 @@ def codebook_show(codebook_path, fmt) -> None:
     click.echo(render_codebook(load_codebook(codebook_path), fmt=fmt))
 
 
+# --------------------------------------------------------------------------- QDA export
+
+
+@main.group("export")
+def export() -> None:
+    """Hand coded excerpts and the codebook to QDA tools (REFI-QDA: NVivo, ATLAS.ti, MAXQDA, QualCoder)."""
+
+
+@export.command("qdc")
+@codebook_option
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The REFI-QDA codebook file (.qdc).")
+def export_qdc_command(codebook_path, output) -> None:
+    """The CMO codebook as a REFI-QDA codebook (areas > configurations > codes).
+
+    Example: postkit export qdc --output codebook.qdc
+    """
+    from .coding.codebook import load_codebook
+    from .coding.refi import export_qdc
+
+    book = load_codebook(codebook_path)
+    export_qdc(book, output)
+    click.echo(f"{output}: {sum(1 for _ in book.codes())} codes in {len(book.areas)} areas")
+
+
+@export.command("qdpx")
+@click.argument("store", metavar="STORE", type=click.Path(path_type=Path))
+@codebook_option
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The REFI-QDA project file (.qdpx).")
+@click.option("--name", default="postkit study", show_default=True, help="Project name shown in the QDA tool.")
+def export_qdpx_command(store, codebook_path, output, name) -> None:
+    """A REFI-QDA project: posts as sources, coder-confirmed codings only, memos as notes.
+
+    Example: postkit export qdpx study/coding.sqlite --output study.qdpx
+    """
+    from .coding.codebook import load_codebook
+    from .coding.refi import export_qdpx
+    from .coding.store import CodingStore
+
+    with CodingStore(store) as opened:
+        counts = export_qdpx(opened, load_codebook(codebook_path), output, name=name)
+    click.echo(f"{output}: {counts['sources']:,} sources, {counts['codings']:,} codings by {counts['users']} "
+               f"coder(s), {counts['notes']:,} notes")
+
+
 # --------------------------------------------------------------------------- coding
 
 

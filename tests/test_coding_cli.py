@@ -110,3 +110,18 @@ def test_load_tagged_posts_and_sentences(tmp_path):
     with CodingStore(store) as opened:
         unit = opened.excerpts().set_index("unit_id").loc["p1#s0"]
         assert (unit["start"], unit["end"]) == (0, 18)
+
+
+def test_export_qdc_and_qdpx(store, tmp_path):
+    import zipfile
+
+    sheet = tmp_path / "alice.csv"
+    run("code", "export-sheet", store, "--coder", "alice", "--output", sheet)
+    fill(sheet, {"u0": "accept", "u1": "reject"})
+    assert run("code", "import-sheet", store, sheet, "--coder", "alice").exit_code == 0
+    result = run("export", "qdc", "--output", tmp_path / "codebook.qdc")
+    assert result.exit_code == 0 and "codes in 4 areas" in result.output
+    result = run("export", "qdpx", store, "--output", tmp_path / "study.qdpx")
+    assert result.exit_code == 0 and "1 codings by 1 coder(s)" in result.output, result.output + result.stderr
+    names = zipfile.ZipFile(tmp_path / "study.qdpx").namelist()
+    assert names[0] == "project.qde" and all(n.startswith("sources/") for n in names[1:])
