@@ -347,6 +347,35 @@ def codebook_show(codebook_path, fmt) -> None:
     click.echo(render_codebook(load_codebook(codebook_path), fmt=fmt))
 
 
+# --------------------------------------------------------------------------- tag
+
+
+@main.command("tag")
+@click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Posts (or sentences) with a `suggestions` column, best first.")
+@codebook_option
+@click.option("--unit", type=click.Choice(["post", "sentence"]), default="post", show_default=True,
+              help="Suggest codes per post or per sentence.")
+@batch_option
+@quiet_option
+def tag(source, output, codebook_path, unit, batch_size, quiet) -> None:
+    """Suggest CMO codes for each post from the codebook's cues (explainable, rule-based).
+
+    Each suggestion has the code, its theory area, polarity, a score and the evidence
+    spans that justify it; coders confirm or reject them (postkit code …).
+
+    Example: postkit tag sample.parquet --output tagged.parquet --unit sentence
+    """
+    from .coding.tagger import render_tag_counts, tag_file
+
+    with _input_progress(quiet, "tag", source, None) as advance:
+        counts = tag_file(source, output, codebook_path=codebook_path, unit=unit,
+                          batch_size=min(batch_size, 2_000), on_progress=advance)
+    if not quiet:
+        click.echo(render_tag_counts(counts))
+
+
 # --------------------------------------------------------------------------- QDA export
 
 

@@ -403,7 +403,7 @@ class _DatasetDir:
 # --------------------------------------------------------------------------- writing
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON value for any cell pandas/Arrow can hand us."""
     if value is None or value is pd.NA or value is pd.NaT:
         return None
@@ -414,13 +414,13 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (pd.Timestamp, datetime, date)):
         return value.isoformat()
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalar
-        return _jsonable(value.item())
+        return jsonable(value.item())
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
@@ -428,7 +428,7 @@ def _jsonable(value: Any) -> Any:
 
 def _csv_cell(value: Any) -> Any:
     """CSV cells are text: nested values (lists of spans, suggestions) become JSON."""
-    plain = _jsonable(value)
+    plain = jsonable(value)
     if isinstance(plain, (list, dict)):
         return json.dumps(plain, ensure_ascii=False)
     return plain
@@ -506,7 +506,7 @@ class TableWriter:
         names = [str(c) for c in frame.columns]
         lines = []
         for row in frame.itertuples(index=False, name=None):
-            record = {k: _jsonable(v) for k, v in zip(names, row)}
+            record = {k: jsonable(v) for k, v in zip(names, row)}
             lines.append(json.dumps(record, ensure_ascii=False))
         if lines:
             self._handle.write("\n".join(lines) + "\n")

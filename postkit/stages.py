@@ -125,3 +125,33 @@ def sample_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
     files = {"posts": output, "manifest": manifest} | ({"report": report} if report else {})
     return StageResult(output=output, counts={"posts": result.rows_in, "sampled": result.rows_out,
                                                "funnel": result.funnel_rows()}, files=files)
+
+
+_TAG_OPTIONS = {"unit", "codebook", "store"}
+
+
+@register_stage("tag")
+def tag_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
+    """Code suggestions for the previous stage's posts; optionally loaded into the run's coding store."""
+    _check_options(context, "tag", config, _TAG_OPTIONS)
+    from .coding.load import load_tagged
+    from .coding.store import CodingStore
+    from .coding.tagger import render_tag_counts, tag_file
+
+    codebook = context.study.resolve(config["codebook"]) if config.get("codebook") else None
+    output = context.output_path("posts")
+    with context.input_progress("tag") as advance:
+        counts = tag_file(context.input, output, codebook_path=codebook, unit=config.get("unit", "post"),
+                          on_progress=advance)
+    context.echo(render_tag_counts(counts))
+    files = {"posts": output}
+    if config.get("store", True):
+        store = context.folder / "coding.sqlite"
+        with CodingStore(store) as opened:
+            loaded = load_tagged(opened, output)
+        context.echo(f"Coding store: {context.final_path(store)} ({loaded['units']:,} units, "
+                     f"{loaded['suggestions']:,} suggestions to review)")
+        files["store"] = store
+        counts = counts | {"store": loaded}
+    return StageResult(output=output, counts=counts, files=files,
+                       notes={"codebook_version": counts["codebook_version"]})

@@ -125,3 +125,23 @@ def test_export_qdc_and_qdpx(store, tmp_path):
     assert result.exit_code == 0 and "1 codings by 1 coder(s)" in result.output, result.output + result.stderr
     names = zipfile.ZipFile(tmp_path / "study.qdpx").namelist()
     assert names[0] == "project.qde" and all(n.startswith("sources/") for n in names[1:])
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_tag_then_load_into_the_store(tmp_path, suffix):
+    from postkit.io import write_table
+
+    posts = pd.DataFrame({"post_id": ["p1", "p2"], "forum": ["Robin", "Jay"],
+                          "text": ["Thank you for the tips, I tried the breathing and it really helped.",
+                                   "Reading this I realised I'm not the only one who feels like this."]})
+    source = tmp_path / "posts.csv"
+    write_table(posts, source)
+    tagged = tmp_path / f"tagged{suffix}"
+    result = run("tag", source, "--output", tagged)
+    assert result.exit_code == 0 and "Tagged 2 posts" in result.output, result.output + result.stderr
+    result = run("code", "load", tagged, "--store", tmp_path / "coding.sqlite")
+    assert result.exit_code == 0, result.output + result.stderr
+    with CodingStore(tmp_path / "coding.sqlite") as opened:
+        suggestions = opened.suggestions()
+        assert set(suggestions["unit_id"]) == {"p1", "p2"}
+        assert opened.codings().empty

@@ -140,7 +140,7 @@ def test_demo_study_file_is_valid():
     from postkit.pipeline import load_study
 
     study = load_study(Path(__file__).parent.parent / "corpora" / "demo" / "study.toml")
-    assert study.stages == ["consent", "deid", "sample"] and study.posts.name == "posts.csv"
+    assert study.stages == ["consent", "deid", "sample", "tag"] and study.posts.name == "posts.csv"
 
 
 def test_run_summary_names_the_final_paths(corpus, tmp_path):

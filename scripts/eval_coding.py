@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Evaluate theory-area and polarity suggestions on a labelled JSONL set, for postkit's
+rule-based tagger and for a simple keyword baseline.
+
+    .venv/bin/python scripts/eval_coding.py tests/data/cmo_forum_eval.jsonl
+    .venv/bin/python scripts/eval_coding.py /work/shared/data/cmo_dev_interview_quotes.jsonl --no-targets
+    .venv/bin/python scripts/eval_coding.py LABELLED.jsonl --engine tagger --show-misses
+
+Rows: ``{"id", "text", "area", "polarity"}``. Scoring rules:
+
+* areas are ranked by :func:`postkit.coding.tagger.area_scores` (``1 - prod(1 - score)``
+  over each area's suggested codes); a text with no suggestion counts as wrong for
+  top-1, top-2 and polarity (coverage reports how often that happens);
+* polarity is that of the top suggestion; when the top suggestion is a neutral code,
+  the score-weighted positive/negative vote of the top area's codes is used instead;
+* the baseline counts a handful of obvious keywords per area and calls a text negative
+  if it has a negative word.
+
+Targets (forum-style set only): top-1 >= 0.75, top-2 >= 0.90, polarity >= 0.85.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+try:
+    from postkit.coding.tagger import Tagger, area_polarity, area_scores
+except ImportError:  # pragma: no cover - wrong interpreter
+    sys.exit("eval_coding.py: cannot import postkit; run it with the project's .venv/bin/python")
+
+AREAS = ("self_efficacy", "understanding_acceptance", "helping_others", "catharsis_sense_making")
+SHORT = {"self_efficacy": "SE", "understanding_acceptance": "UA", "helping_others": "HO",
+         "catharsis_sense_making": "CS"}
+TARGETS = {"top1": 0.75, "top2": 0.90, "polarity": 0.85}
+
+# The obvious words a coder might search for first; deliberately simple.
+BASELINE_KEYWORDS = {
+    "self_efficacy": ["advice", "tips", "tip", "strategy", "strategies", "technique", "cope", "coping",
+                      "trigger", "triggering"],
+    "understanding_acceptance": ["not alone", "same", "understood", "understand", "belong", "ignored",
+                                 "no reply", "removed"],
+    "helping_others": ["helped someone", "glad i could", "helping others", "help others", "useful",
+                       "worried about"],
+    "catharsis_sense_making": ["vent", "venting", "off my chest", "anonymous", "write", "writing", "diary"],
+}
+NEGATIVE_WORDS = ["not", "n't", "no", "never", "worse", "ignored", "removed", "triggering", "overwhelmed",
+                  "drained", "worried", "scared", "afraid", "alone"]
+
+
+def baseline_predict(text: str) -> tuple[list[str], str | None]:
+    """Areas ranked by keyword hits (ties in a fixed order) and a polarity guess."""
+    low = text.lower()
+    hits = {}
+    for area, words in BASELINE_KEYWORDS.items():
+        n = sum(len(re.findall(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", low)) for w in words)
+        if n:
+            hits[area] = n
+    ranked = sorted(hits, key=lambda a: (-hits[a], AREAS.index(a)))
+    if not ranked:
+        return [], None
+    negative = any(re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", low) for w in NEGATIVE_WORDS)
+    return ranked, "negative" if negative else "positive"
+
+
+def tagger_predict_all(tagger: Tagger, texts: list[str]) -> list[tuple[list[str], str | None]]:
+    out = []
+    for suggestions in tagger.suggest(texts):
+        scores = area_scores(suggestions)
+        ranked = list(scores)
+        if not ranked:
+            out.append(([], None))
+            continue
+        top = suggestions[0]
+        polarity = top["polarity"]
+        if polarity not in ("positive", "negative"):
+            polarity = area_polarity(suggestions, ranked[0])
+        out.append((ranked, polarity))
+    return out
+
+
+def evaluate(rows: list[dict[str, Any]], preds: list[tuple[list[str], str | None]]) -> dict[str, Any]:
+    n = len(rows)
+    top1 = top2 = pol = covered = 0
+    confusion: Counter = Counter()
+    for row, (ranked, polarity) in zip(rows, preds):
+        gold = row["area"]
+        guess = ranked[0] if ranked else "(none)"
+        confusion[(gold, guess)] += 1
+        if ranked:
+            covered += 1
+        top1 += guess == gold
+        top2 += gold in ranked[:2]
+        pol += polarity is not None and polarity == row["polarity"]
+    per_area = {}
+    for area in AREAS:
+        tp = confusion[(area, area)]
+        predicted = sum(v for (g, p), v in confusion.items() if p == area)
+        actual = sum(v for (g, p), v in confusion.items() if g == area)
+        per_area[area] = {"precision": tp / predicted if predicted else 0.0,
+                          "recall": tp / actual if actual else 0.0, "n": actual}
+    return {"n": n, "top1": top1 / n, "top2": top2 / n, "polarity": pol / n, "coverage": covered / n,
+            "per_area": per_area, "confusion": confusion}
+
+
+def print_report(name: str, result: dict[str, Any], targets: bool, seconds: float) -> bool:
+    print(f"\n=== {name}  (n={result['n']}, {seconds:.2f}s) ===")
+    ok = True
+    for key, label in (("top1", "top-1 area accuracy"), ("top2", "top-2 area accuracy"),
+                       ("polarity", "polarity accuracy (top suggestion)"), ("coverage", "coverage")):
+        line = f"  {label:<36} {result[key]:.3f}"
+        if targets and key in TARGETS:
+            passed = result[key] >= TARGETS[key]
+            ok &= passed
+            line += f"   target >= {TARGETS[key]:.2f}: {'PASS' if passed else 'FAIL'}"
+        print(line)
+    print("  per area:            precision  recall   n")
+    for area, m in result["per_area"].items():
+        print(f"    {area:<26} {m['precision']:.3f}   {m['recall']:.3f}  {m['n']:>3}")
+    cols = list(AREAS) + ["(none)"]
+    print("  confusion (rows gold, columns top-1):")
+    print("    " + " " * 6 + "".join(f"{SHORT.get(c, 'none'):>6}" for c in cols))
+    for gold in AREAS:
+        print(f"    {SHORT[gold]:<6}" + "".join(f"{result['confusion'][(gold, c)]:>6}" for c in cols))
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("labelled", type=Path, help="JSONL with id, text, area, polarity")
+    parser.add_argument("--engine", choices=("tagger", "baseline", "both"), default="both")
+    parser.add_argument("--no-targets", action="store_true", help="do not print PASS/FAIL (e.g. interview quotes)")
+    parser.add_argument("--show-misses", action="store_true", help="list texts the tagger got wrong")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the tagger misses a target")
+    args = parser.parse_args(argv)
+
+    rows = [json.loads(line) for line in args.labelled.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("area") in AREAS]
+    print(f"{args.labelled}: {len(rows)} labelled texts "
+          '(' + ', '.join(SHORT[a] + '=' + str(sum(r['area'] == a for r in rows)) for a in AREAS) + ')')
+    targets = not args.no_targets
+    ok = True
+    if args.engine in ("tagger", "both"):
+        tagger = Tagger()
+        started = time.perf_counter()
+        preds = tagger_predict_all(tagger, [r["text"] for r in rows])
+        seconds = time.perf_counter() - started
+        result = evaluate(rows, preds)
+        ok = print_report(f"tagger (codebook {tagger.version_hash[:12]})", result, targets, seconds)
+        if args.show_misses:
+            print("  misses:")
+            for row, (ranked, pol) in zip(rows, preds):
+                if not ranked or ranked[0] != row["area"] or pol != row["polarity"]:
+                    print(f"    {row['id']} gold={SHORT[row['area']]}/{row['polarity'][:3]} "
+                          f"got={[SHORT[a] for a in ranked[:2]]}/{(pol or '-')[:3]}: {row['text'][:90]}")
+    if args.engine in ("baseline", "both"):
+        started = time.perf_counter()
+        preds = [baseline_predict(r["text"]) for r in rows]
+        print_report("keyword baseline", evaluate(rows, preds), targets, time.perf_counter() - started)
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The rule-based code tagger: areas and polarities, negation, offsets, units, files."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from postkit.coding.tagger import Tagger, area_polarity, area_scores, tag_file
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger()
+
+
+EXAMPLES = [
+    ("Thanks for the tips, I tried the breathing exercise and I feel more in control.", "self_efficacy", "positive"),
+    ("Couldn't find anything in the confusing layout and it was all too overwhelming.", "self_efficacy", "negative"),
+    ("Your post could have been me, I'm not the only one and I feel understood.", "understanding_acceptance", "positive"),
+    ("Posted yesterday and nobody replied, I feel so ignored.", "understanding_acceptance", "negative"),
+    ("Glad I could help, knowing I helped someone makes me feel useful.", "helping_others", "positive"),
+    ("I feel responsible for everyone in crisis and I'm completely drained.", "helping_others", "negative"),
+    ("Just needed to vent and get it off my chest, I feel lighter.", "catharsis_sense_making", "positive"),
+    ("I hold back because someone might recognise me here.", "catharsis_sense_making", "negative"),
+]
+
+
+@pytest.mark.parametrize("text,area,polarity", EXAMPLES)
+def test_every_area_and_polarity_can_be_suggested(tagger: Tagger, text: str, area: str, polarity: str) -> None:
+    suggestions = tagger.suggest([text])[0]
+    assert suggestions
+    assert next(iter(area_scores(suggestions))) == area
+    assert area_polarity(suggestions, area) == polarity
+
+
+@pytest.mark.parametrize("text", ["I don't feel alone anymore", "I don’t feel alone anymore"])
+def test_negation_flips_polarity(tagger: Tagger, text: str) -> None:
+    plain = tagger.suggest(["I feel alone"])[0]
+    negated = tagger.suggest([text])[0]
+    assert plain[0]["area"] == negated[0]["area"] == "understanding_acceptance"
+    assert plain[0]["polarity"] == "negative" and not plain[0]["negated"]
+    assert negated[0]["polarity"] == "positive" and negated[0]["negated"]
+    assert negated[0]["code_id"] == "UA-C3"  # counterpart of UA-C10
+
+
+def test_negation_blocks_and_scope_ends_at_but(tagger: Tagger) -> None:
+    # SE-C2 (advice) has negation: block.
+    assert not any(s["code_id"] == "SE-C2" for s in tagger.suggest(["There was no advice at all"])[0])
+    kept = tagger.suggest(["It wasn't easy, but the advice was great"])[0]
+    assert any(s["code_id"] == "SE-C2" for s in kept)
+
+
+def test_hedging_lowers_score(tagger: Tagger) -> None:
+    sure = tagger.suggest(["I feel more in control now."])[0][0]
+    hedged = tagger.suggest(["Maybe I feel more in control now."])[0][0]
+    assert sure["code_id"] == hedged["code_id"]
+    assert hedged["score"] < sure["score"] and hedged["hedged"]
+
+
+def test_evidence_offsets_and_best_first(tagger: Tagger) -> None:
+    text = ("Hiya all. Thank you for replying so quickly, I felt understood. "
+            "Also the advice on grounding techniques was great, going to give it a go.")
+    suggestions = tagger.suggest([text])[0]
+    assert len(suggestions) >= 3
+    scores = [s["score"] for s in suggestions]
+    assert scores == sorted(scores, reverse=True)
+    for s in suggestions:
+        assert 0 < s["score"] <= 1
+        for ev in s["evidence"]:
+            assert text[ev["start"]:ev["end"]] == ev["text"]
+
+
+def test_sentence_units(tagger: Tagger) -> None:
+    text = "I feel alone. Thanks for replying so quickly! 😊 Going to give it a go."
+    units = tagger.suggest([text], unit="sentence")[0]
+    assert len(units) == 3
+    for unit in units:
+        assert text[unit["start"]:unit["end"]] == unit["text"]
+        for s in unit["suggestions"]:
+            for ev in s["evidence"]:
+                assert unit["start"] <= ev["start"] < ev["end"] <= unit["end"]
+                assert text[ev["start"]:ev["end"]] == ev["text"]
+    assert units[0]["suggestions"][0]["polarity"] == "negative"
+    assert units[1]["suggestions"][0]["area"] == "understanding_acceptance"
+
+
+def test_empty_and_non_string_texts(tagger: Tagger) -> None:
+    assert tagger.suggest(["", "   ", None, float("nan"), 42]) == [[], [], [], [], []]
+    assert tagger.suggest([None], unit="sentence") == [[]]
+    assert area_scores([]) == {}
+
+
+POSTS = pd.DataFrame({
+    "post_id": ["p1", "p2", "p3", "p4"],
+    "forum": ["Robin", "Magpie", "Jay", "Robin"],
+    "text": ["I feel alone. Nobody replied to my post.", "Thanks for the advice!", "", "Just the weather today"],
+    "likes": [3, 0, 1, 2],
+})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_tag_file_posts(tmp_path, tagger: Tagger, fmt: str) -> None:
+    source = tmp_path / f"posts.{fmt}"
+    POSTS.to_csv(source, index=False) if fmt == "csv" else POSTS.to_parquet(source, index=False)
+    output = tmp_path / f"tagged.{fmt}"
+    stats = tag_file(source, output, tagger=tagger, batch_size=2)
+    out = pd.read_csv(output) if fmt == "csv" else pd.read_parquet(output)
+    assert list(out.columns) == ["post_id", "forum", "text", "likes", "suggestions", "codebook_version"]
+    assert len(out) == 4 and set(out["codebook_version"]) == {tagger.version_hash}
+    first = json.loads(out["suggestions"][0]) if fmt == "csv" else list(out["suggestions"][0])
+    assert first[0]["area"] == "understanding_acceptance"
+    assert stats["posts"] == 4 and stats["units"] == 4 and stats["units_with_suggestions"] == 2
+    assert stats["suggestions_per_area"]["understanding_acceptance"] >= 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_tag_file_sentences(tmp_path, tagger: Tagger, fmt: str) -> None:
+    source = tmp_path / f"posts.{fmt}"
+    POSTS.to_csv(source, index=False) if fmt == "csv" else POSTS.to_parquet(source, index=False)
+    output = tmp_path / f"units.{fmt}"
+    stats = tag_file(source, output, tagger=tagger, unit="sentence")
+    out = pd.read_csv(output, keep_default_na=False) if fmt == "csv" else pd.read_parquet(output)
+    assert list(out.columns)[:4] == ["unit_id", "unit_start", "unit_end", "unit_text"]
+    assert {"post_id", "forum", "text", "likes", "suggestions", "codebook_version"} <= set(out.columns)
+    assert list(out["unit_id"][:2]) == ["p1#s1", "p1#s2"]
+    for row in out.itertuples():
+        assert row.text[row.unit_start:row.unit_end] == row.unit_text
+    assert stats["posts"] == 4 and stats["units"] == len(out) == 4  # the empty post has no sentence
