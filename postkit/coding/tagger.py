@@ -54,6 +54,9 @@ W_PATTERN = 0.6
 W_MULTIWORD = 0.5
 W_SINGLE = 0.35
 W_DEGENERATE = 0.2
+# A paraphrase: every content word of a multi-word cue phrase in one sentence, in any order
+# and not next to each other ("I'd felt so alone with it" for "feel alone"): weaker evidence.
+W_LOOSE = 0.3
 NEUTRAL_FACTOR = 0.6
 HEDGE_FACTOR = 0.6
 NEGATION_WINDOW = 4  # tokens before the match
@@ -155,6 +158,8 @@ class Tagger:
         self._matcher = Matcher(self.nlp.vocab)
         # Match-id key -> (code id, cue kind) so the weight can depend on how the cue matched.
         self._keys: dict[int, tuple[str, str]] = {}
+        # Code id -> content-lemma sets of its multi-word phrases, for paraphrase matches.
+        self._loose: dict[str, set[frozenset[str]]] = {}
         for code in self.codes.values():
             phrases = list(code.cues.phrases)
             if phrases:
@@ -168,6 +173,10 @@ class Tagger:
                     self._keys[self.nlp.vocab.strings.add(key)] = (code.id, kind)
                     self._lemma.add(key, group)
                     self._lower.add(key, [self.nlp.make_doc(d.text) for d in group])
+                for d in multi:
+                    content = frozenset(t.lemma_ for t in d if t.is_alpha and not t.is_stop)
+                    if len(content) >= 2:
+                        self._loose.setdefault(code.id, set()).add(content)
             if code.cues.patterns:
                 key = f"{code.id}|pattern"
                 self._keys[self.nlp.vocab.strings.add(key)] = (code.id, "pattern")
@@ -181,7 +190,7 @@ class Tagger:
         if end_tok <= start_tok:
             return []
         matches: dict[tuple[str, int, int], str] = {}
-        rank = {"pattern": 3, "multi": 2, "single": 1}
+        rank = {"pattern": 3, "multi": 2, "single": 1, "loose": 0}
         for matcher in (self._lemma, self._lower, self._matcher):
             for match_id, s, e in matcher(doc):
                 if s < start_tok or e > end_tok:
@@ -190,6 +199,8 @@ class Tagger:
                 old = matches.get((code_id, s, e))
                 if old is None or rank[kind] > rank[old]:
                     matches[(code_id, s, e)] = kind
+        for (code_id, s, e), kind in self._loose_matches(doc, start_tok, end_tok, matches).items():
+            matches[(code_id, s, e)] = kind
         # Keep only the longest of overlapping matches for the same code ("feel alone"
         # inside "feel so alone" is the same evidence, not two).
         by_code: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
@@ -220,7 +231,7 @@ class Tagger:
                             polarity = self.codes[out_id].polarity
                         else:
                             polarity = {"positive": "negative", "negative": "positive"}.get(polarity, polarity)
-                weight = {"pattern": W_PATTERN, "multi": W_MULTIWORD, "single": W_SINGLE}[kind]
+                weight = {"pattern": W_PATTERN, "multi": W_MULTIWORD, "single": W_SINGLE, "loose": W_LOOSE}[kind]
                 if kind == "pattern" and e - s == 1:
                     # A pattern whose optional tokens all went unmatched ("hide" for
                     # [hide, my?, post?]) is a bare common verb: weaker than a listed word.
@@ -247,6 +258,28 @@ class Tagger:
             suggestions.append(entry)
         suggestions.sort(key=lambda d: (-d["score"], d["evidence"][0]["start"], d["code_id"]))
         return suggestions
+
+    def _loose_matches(self, doc: Any, start_tok: int, end_tok: int,
+                       exact: dict[tuple[str, int, int], str]) -> dict[tuple[str, int, int], str]:
+        """Paraphrase matches per sentence, for codes with no exact match in that sentence."""
+        found: dict[tuple[str, int, int], str] = {}
+        for sentence in doc.sents:
+            s0, s1 = max(sentence.start, start_tok), min(sentence.end, end_tok)
+            if s1 <= s0:
+                continue
+            positions: dict[str, list[int]] = defaultdict(list)
+            for i in range(s0, s1):
+                positions[doc[i].lemma_].append(i)
+            matched_codes = {c for (c, s, e) in exact if s0 <= s < s1}
+            for code_id, lemma_sets in self._loose.items():
+                if code_id in matched_codes:
+                    continue
+                for lemmas in lemma_sets:
+                    if all(lemma in positions for lemma in lemmas):
+                        tokens = [positions[lemma][0] for lemma in lemmas]
+                        found[(code_id, min(tokens), max(tokens) + 1)] = "loose"
+                        break
+        return found
 
     @staticmethod
     def _negated(doc: Any, start: int, end: int) -> bool:
