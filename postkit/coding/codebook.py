@@ -234,45 +234,40 @@ def validate(raw: Any) -> list[str]:
         else:
             seen[value] = where
 
-    areas = raw.get("areas")
-    if areas is not None and (not isinstance(areas, list) or not areas):
-        problems.append("areas: must be a non-empty list")
-        areas = []
-    for ai, area in enumerate(areas or []):
-        a_where = f"areas[{ai}]"
-        if not isinstance(area, dict):
-            problems.append(f"{a_where}: must be a mapping")
-            continue
-        a_where += f" ({area.get('id')})" if area.get("id") else ""
+    for ai, area, a_where in _children(raw, "areas", "", problems):
         need(area, _AREA_REQUIRED, (), a_where)
         unique(area.get("id"), a_where)
-        confs = area.get("configurations")
-        if confs is not None and (not isinstance(confs, list) or not confs):
-            problems.append(f"{a_where}: configurations must be a non-empty list")
-            confs = []
-        for ci, conf in enumerate(confs or []):
-            c_where = f"areas[{ai}].configurations[{ci}]"
-            if not isinstance(conf, dict):
-                problems.append(f"{c_where}: must be a mapping")
-                continue
-            c_where += f" ({conf.get('id')})" if conf.get("id") else ""
+        for ci, conf, c_where in _children(area, "configurations", f"areas[{ai}].", problems, a_where):
             need(conf, _CONF_REQUIRED, _CONF_OPTIONAL, c_where)
             unique(conf.get("id"), c_where)
             if conf.get("polarity") is not None and conf.get("polarity") not in CONFIGURATION_POLARITIES:
                 problems.append(f"{c_where}: unknown polarity '{conf.get('polarity')}' "
                                 f"(use {' | '.join(CONFIGURATION_POLARITIES)})")
-            codes = conf.get("codes")
-            if codes is not None and (not isinstance(codes, list) or not codes):
-                problems.append(f"{c_where}: codes must be a non-empty list")
-                codes = []
-            for ki, code in enumerate(codes or []):
-                k_where = f"areas[{ai}].configurations[{ci}].codes[{ki}]"
-                if not isinstance(code, dict):
-                    problems.append(f"{k_where}: must be a mapping")
-                    continue
-                k_where += f" ({code.get('id')})" if code.get("id") else ""
+            for _, code, k_where in _children(conf, "codes", f"areas[{ai}].configurations[{ci}].", problems,
+                                              c_where):
                 _validate_code(code, k_where, need, unique, problems)
     return problems
+
+
+def _children(parent: dict[str, Any], key: str, prefix: str, problems: list[str],
+              parent_where: str | None = None) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """The mappings of a list field, each with its location ("areas[1].configurations[0] (CMO3)").
+
+    The same checks apply at every level of the hierarchy: the list, if present, must be
+    non-empty, and each item a mapping; problems are collected, not raised, so a
+    researcher sees them all at once.
+    """
+    items = parent.get(key)
+    if items is not None and (not isinstance(items, list) or not items):
+        subject = f"{parent_where}: {key}" if parent_where else f"{key}:"
+        problems.append(f"{subject} must be a non-empty list")
+        return
+    for index, item in enumerate(items or []):
+        where = f"{prefix}{key}[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        yield index, item, where + (f" ({item.get('id')})" if item.get("id") else "")
 
 
 def _validate_code(code: dict[str, Any], where: str, need: Any, unique: Any, problems: list[str]) -> None:
