@@ -127,4 +127,19 @@ def test_tag_file_sentences(tmp_path, tagger: Tagger, fmt: str) -> None:
     assert list(out["unit_id"][:2]) == ["p1#s1", "p1#s2"]
     for row in out.itertuples():
         assert row.text[row.unit_start:row.unit_end] == row.unit_text
-    assert stats["posts"] == 4 and stats["units"] == len(out) == 4  # the empty post has no sentence
+    # Four sentence units from three posts, plus one empty unit for the post with no text.
+    assert stats["posts"] == 4 and stats["units"] == len(out) == 5
+
+
+def test_sentence_units_keep_posts_without_text(tmp_path):
+    import pandas as pd
+
+    from postkit.coding.tagger import tag_file
+    from postkit.io import read_table, write_table
+
+    source = tmp_path / "posts.csv"
+    write_table(pd.DataFrame({"post_id": ["p1", "p2"], "text": ["I feel less alone now. Thanks.", ""]}), source)
+    tag_file(source, tmp_path / "out.csv", unit="sentence")
+    out = read_table(tmp_path / "out.csv")
+    assert set(out["post_id"]) == {"p1", "p2"}
+    assert out[out["post_id"] == "p2"]["suggestions"].tolist() == ["[]"]

@@ -436,7 +436,13 @@ def tag_file(
                 per_unit = results
             else:
                 positions, units = [], []
-                for pos, (post_id, sents) in enumerate(zip(frame["post_id"].tolist(), results)):
+                for pos, (post_id, text, sents) in enumerate(zip(frame["post_id"].tolist(), frame["text"].tolist(),
+                                                                 results)):
+                    if not sents:
+                        # A post without sentences (empty text) still gets one empty unit, so no
+                        # post silently drops out of the tagged output or the coding store.
+                        text = text if isinstance(text, str) else ""
+                        sents = [{"start": 0, "end": len(text), "text": text, "suggestions": []}]
                     for n, sent in enumerate(sents, start=1):
                         positions.append(pos)
                         units.append((f"{post_id}#s{n}", sent["start"], sent["end"], sent["text"],
