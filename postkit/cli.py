@@ -548,6 +548,44 @@ def _rounded(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.3f}"
 
 
+# --------------------------------------------------------------------------- disguise
+
+
+@main.group()
+def disguise() -> None:
+    """Check that quotes used in papers cannot be traced back to the forum by searching."""
+
+
+@disguise.command("check")
+@click.argument("quotes", metavar="QUOTES", type=click.Path(path_type=Path))
+@click.option("--corpus", required=True, type=click.Path(path_type=Path),
+              help="The posts an attacker could search: ideally the whole forum, not only the consented part.")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="One row per quote: source_rank, longest_shared_run, distinctive_overlap, exact_5gram_hits, verdict.")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Cache folder for the search index (built once, rebuilt when the corpus changes).")
+@click.option("--top-k", type=click.IntRange(min=1), help="Disguised quotes keep their source outside the top K "
+              "results (default from rules/disguise/thresholds.yaml: 20).")
+@quiet_option
+def disguise_check(quotes, corpus, output, index_dir, top_k, quiet) -> None:
+    """Search for each quote like an attacker would and give a verdict: traceable, at risk or disguised.
+
+    QUOTES has quote_id, source_post_id and text (the paraphrase to publish).
+
+    Example: postkit disguise check quotes.csv --corpus forum.parquet --output checked.csv --index .trace-index
+    """
+    import dataclasses
+
+    from .disguise.trace import check_file, load_thresholds, render_summary
+
+    thresholds = load_thresholds()
+    if top_k is not None:
+        thresholds = dataclasses.replace(thresholds, top_k=top_k)
+    counts = check_file(quotes, corpus, output, index_dir=index_dir, thresholds=thresholds)
+    if not quiet:
+        click.echo(render_summary(counts))
+
+
 # --------------------------------------------------------------------------- audit
 
 
