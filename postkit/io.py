@@ -655,7 +655,7 @@ class OutputSet:
             return
         self.finish()
         for final, temp, _ in self._items:
-            _publish(temp, final)
+            publish(temp, final)
         self._committed = True
 
     def abort(self) -> None:
@@ -689,8 +689,13 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _publish(temp: Path, final: Path) -> None:
-    """Rename into place; a folder replaces an older folder via a side-step rename."""
+def publish(temp: Path, final: Path) -> None:
+    """Rename a finished temporary file or folder into place.
+
+    A folder cannot be renamed over a non-empty folder, so an older one is first moved
+    aside and removed only after the new one is in place: at every moment either the
+    old or the new output exists under the final name.
+    """
     if temp.is_dir() and final.exists():
         aside = final.with_name(f".{final.name}.old-postkit")
         _remove(aside)

@@ -14,7 +14,6 @@ disguise) plug in the same way.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any, Callable
 from . import __version__
 from .errors import PostkitError
 from .hashing import sha256_path
-from .io import FORMATS, parse_column_map
+from .io import FORMATS, parse_column_map, publish
 from .pseudonym import resolve_key
 from .timestamps import iso, now_utc, parse_timestamp
 
@@ -279,22 +278,11 @@ def run_study(
         manifest["finished_at"] = iso(now_utc())
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                      encoding="utf-8")
-        _publish_folder(temp, output)
+        publish(temp, output)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     return manifest
-
-
-def _publish_folder(temp: Path, output: Path) -> None:
-    if output.exists():
-        aside = output.with_name(f".{output.name}.old-postkit")
-        shutil.rmtree(aside, ignore_errors=True)
-        os.replace(output, aside)
-        os.replace(temp, output)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.replace(temp, output)
 
 
 # --------------------------------------------------------------------------- helpers for stages

@@ -58,6 +58,7 @@ import pandas as pd
 import yaml
 
 from ..errors import PostkitError
+from ..io import publish
 
 FORMAT_VERSION = 1  # bump when normalisation or the saved layout changes: old caches rebuild
 NGRAM = 5
@@ -371,14 +372,7 @@ class TraceIndex:
             (temp / "post_ids.json").write_text(json.dumps(self.post_ids), encoding="utf-8")
             meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "posts": len(self)}
             (temp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            if folder.exists():
-                aside = folder.with_name(f".{folder.name}.old-postkit")
-                shutil.rmtree(aside, ignore_errors=True)
-                os.replace(folder, aside)
-                os.replace(temp, folder)
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                os.replace(temp, folder)
+            publish(temp, folder)
         finally:
             shutil.rmtree(temp, ignore_errors=True)
 
