@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
-from benchlib import run_measured
+from benchlib import generated_corpus, run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,15 +33,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50_000)
     args = parser.parse_args()
 
-    corpus = args.workdir / f"corpus-{args.posts}-{args.seed}"
-    posts = corpus / f"posts.{args.format}"
-    if not posts.exists():
-        print(f"generating {args.posts:,} posts into {corpus} …", file=sys.stderr)
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "make_demo_corpus.py"), "--posts", str(args.posts),
-             "--seed", str(args.seed), "--out", str(corpus), "--format", args.format, "--force"],
-            check=True,
-        )
+    posts = generated_corpus(args.workdir, args.posts, args.seed, args.format)
+    corpus = posts.parent
     out = args.workdir / f"kept.{args.output_format}"
     audit = args.workdir / "audit.jsonl"
     env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": "be" * 32}

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchlib import run_measured
+from benchlib import generated_corpus, run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,11 +30,8 @@ def main() -> None:
     parser.add_argument("--format", default="csv", choices=["csv", "parquet"])
     args = parser.parse_args()
 
-    corpus = args.workdir / f"corpus-{args.posts}-{args.seed}"
-    posts = corpus / "posts.csv"
-    if not posts.exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo_corpus.py"), "--posts", str(args.posts),
-                        "--seed", str(args.seed), "--out", str(corpus), "--format", "csv", "--force"], check=True)
+    posts = generated_corpus(args.workdir, args.posts, args.seed)
+    corpus = posts.parent
     source = posts
     if args.format == "parquet":
         source = corpus / "posts.parquet"
