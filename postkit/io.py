@@ -653,9 +653,14 @@ class OutputSet:
     def commit(self) -> None:
         if self._committed:
             return
-        self.finish()
-        for final, temp, _ in self._items:
-            publish(temp, final)
+        try:
+            self.finish()
+            for final, temp, _ in self._items:
+                publish(temp, final)
+        except BaseException:
+            # A failed rename (disk full, permissions) must not leave temporary files behind.
+            self.abort()
+            raise
         self._committed = True
 
     def abort(self) -> None:
@@ -704,6 +709,20 @@ def publish(temp: Path, final: Path) -> None:
         _remove(aside)
     else:
         os.replace(temp, final)
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, inputs: Sequence[str | Path] = ()) -> None:
+    """One file, all or nothing: written beside the target, flushed to disk, then renamed.
+
+    For finished documents (reports, REFI-QDA files); text is written as UTF-8 exactly
+    as given (no newline translation).
+    """
+    with OutputSet(inputs) as outputs:
+        _, temp = outputs.file(path)
+        with open(temp, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, inputs: Sequence[str | Path] = ()) -> None:

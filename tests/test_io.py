@@ -206,3 +206,17 @@ def test_progress_adds_up_to_the_total(tmp_path, name, unit):
     list(reader.batches(on_progress=steps.append))
     assert reader.progress_unit == unit and len(steps) == 3
     assert sum(steps) == reader.progress_total == (path.stat().st_size if unit == "B" else len(FRAME))
+
+
+def test_failed_final_rename_leaves_no_temp_files_and_keeps_the_old_output(tmp_path, monkeypatch):
+    out = tmp_path / "out.csv"
+    out.write_text("old\n")
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", disk_full)
+    with pytest.raises(OSError):
+        write_table(FRAME, out)
+    assert out.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]

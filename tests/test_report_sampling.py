@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from postkit.report import sampling
 from postkit.report.sampling import (
     Bin,
     axis_ticks,
@@ -372,7 +371,7 @@ def test_failed_write_leaves_the_old_report_and_no_temp_file(tmp_path: Path, mon
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sampling.os, "replace", broken_replace)
+    monkeypatch.setattr("os.replace", broken_replace)  # the rename in postkit.io.publish
     with pytest.raises(OSError):
         write_sampling_report(make_report(), target)
     assert target.read_text(encoding="utf-8") == "old report"

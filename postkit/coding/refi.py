@@ -28,9 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import re
-import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
@@ -42,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 from postkit.errors import PostkitError
+from postkit.io import write_atomic
 
 __all__ = [
     "CODEBOOK_NS",
@@ -110,23 +109,6 @@ def _timestamp(value: Any) -> str | None:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _atomic_write(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: readers never see half a file."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise PostkitError("the output folder does not exist", path=path.parent, fix="create it first")
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------- codebook
 
 def _code_description(code: Any) -> str:
@@ -186,7 +168,7 @@ def codebook_xml(codebook: Any, *, origin: str = "postkit") -> bytes:
 
 def export_qdc(codebook: Any, path: str | Path, *, origin: str = "postkit") -> None:
     """Write the ``.qdc`` codebook file atomically."""
-    _atomic_write(path, codebook_xml(codebook, origin=origin))
+    write_atomic(path, codebook_xml(codebook, origin=origin))
 
 
 # ---------------------------------------------------------------------------- project
@@ -360,7 +342,7 @@ def export_qdpx(store: Any, codebook: Any, path: str | Path, *, name: str = "pos
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, data)
-    _atomic_write(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     return counts
 
 

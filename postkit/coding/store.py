@@ -26,9 +26,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +36,7 @@ from typing import Any, Self
 import pandas as pd
 
 from postkit.errors import PostkitError
+from postkit.io import OutputSet
 
 __all__ = [
     "ACTIONS",
@@ -637,19 +636,14 @@ def export_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
                 "memo": memo or "",
             })
     frame = pd.DataFrame(rows, columns=SHEET_COLUMNS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    with OutputSet() as outputs:
+        _, temp = outputs.file(path)
         if fmt == "csv":
             # utf-8-sig: Excel opens non-ASCII text correctly only with the BOM.
-            frame.to_csv(temp_name, index=False, encoding="utf-8-sig")
+            frame.to_csv(temp, index=False, encoding="utf-8-sig")
         else:
-            frame.to_excel(temp_name, index=False, sheet_name="coding")
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+            # The temporary name has no .xlsx suffix, so the engine is named explicitly.
+            frame.to_excel(temp, index=False, sheet_name="coding", engine="openpyxl")
     return len(frame)
 
 

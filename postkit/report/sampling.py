@@ -13,15 +13,15 @@ unit-tested without parsing SVG.
 from __future__ import annotations
 
 import math
-import os
 import shlex
-import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import jinja2
+
+from ..io import write_atomic
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "sampling.html.j2"
@@ -587,15 +587,4 @@ def write_sampling_report(report: dict, path: str | Path) -> None:
     Rendering happens first, so a report that fails to render leaves nothing behind; a
     reader never sees a half-written page, and an existing report is replaced in one step.
     """
-    path = Path(path)
-    html = render_sampling_report(report)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temp, "x", encoding="utf-8", newline="\n") as handle:
-            handle.write(html)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, render_sampling_report(report))
