@@ -18,9 +18,8 @@ import platform
 import sys
 from pathlib import Path
 
-from benchlib import generated_corpus, run_measured
+from benchlib import ROOT, generated_corpus, run_measured
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
