@@ -452,6 +452,33 @@ class TraceIndex:
         distinctive = content[idf >= cutoff]  # ties at the cut-off all count
         return float(np.isin(distinctive, quote_ids).mean())
 
+    def source_words(self, source_post_id: str) -> np.ndarray:
+        """The source post's word ids, in order."""
+        doc = self.position[source_post_id]
+        return self.tokens[self.offsets[doc] : self.offsets[doc + 1]]
+
+    def term_contributions(self, source_post_id: str, quote_words: Sequence[str]) -> dict[str, float]:
+        """Each quote word's share of the source's BM25 score when the quote is the query.
+
+        Read straight from the BM25 matrix (one column per word, one entry per post that
+        uses it), so the words that make the source findable can be targeted first.
+        Stopwords and words the source lacks contribute 0.
+        """
+        doc = self.position[source_post_id]
+        indptr = self.retriever.scores["indptr"]
+        indices = self.retriever.scores["indices"]
+        data = self.retriever.scores["data"]
+        out: dict[str, float] = {}
+        for word in set(quote_words):
+            term = self.vocab.get(word)
+            if term is None or self.is_stop[term] or term + 1 >= len(indptr):
+                out[word] = 0.0
+                continue
+            lo, hi = int(indptr[term]), int(indptr[term + 1])
+            hit = np.flatnonzero(indices[lo:hi] == doc)
+            out[word] = float(data[lo + hit[0]]) if len(hit) else 0.0
+        return out
+
     def check(
         self,
         quotes: Sequence[Mapping[str, Any]],
@@ -545,6 +572,55 @@ def _read_corpus(reader: Any, on_progress: ProgressFn | None) -> tuple[list[str]
     return post_ids, texts
 
 
+def load_index(
+    corpus_path: str | Path,
+    index_dir: str | Path | None = None,
+    on_progress: ProgressFn | None = None,
+) -> tuple[TraceIndex, str]:
+    """The corpus's index: from ``index_dir`` when it was built from this exact file, else built
+    (and saved there). Returns ``(index, "cached" | "built")``."""
+    from ..io import open_table
+
+    corpus_reader = open_table(corpus_path, required=("post_id", "text"))
+    fingerprint = fingerprint_file(corpus_path)
+    if index_dir is not None and TraceIndex.cached_fingerprint(index_dir) == fingerprint:
+        return TraceIndex.load(index_dir), "cached"
+    post_ids, texts = _read_corpus(corpus_reader, on_progress)
+    index = TraceIndex.build(post_ids, texts, fingerprint=fingerprint)
+    del texts
+    if index_dir is not None:
+        index.save(index_dir)
+    return index, "built"
+
+
+def read_quotes(quotes_path: str | Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The quotes table and its records; every quote must name its source post."""
+    from ..io import open_table
+
+    frame = open_table(quotes_path, required=("quote_id", "source_post_id", "text")).read_all()
+    records = frame[["quote_id", "source_post_id", "text"]].to_dict("records")
+    for number, record in zip(frame.index, records):
+        if record["source_post_id"] is None or pd.isna(record["source_post_id"]):
+            raise PostkitError(f"quote {record['quote_id']!r} has no source_post_id", path=quotes_path,
+                               row=int(number) + 1, column="source_post_id",
+                               fix="every quote must name the post it paraphrases")
+    return frame, records
+
+
+def check_quotes(
+    index: TraceIndex, quotes_path: str | Path, frame: pd.DataFrame, records: list[dict[str, Any]],
+    thresholds: Thresholds,
+) -> list[dict[str, Any]]:
+    """:meth:`TraceIndex.check` with errors pointing at the quotes file's row."""
+    try:
+        return index.check(records, thresholds)
+    except PostkitError as exc:
+        if exc.row is None:
+            raise
+        raise PostkitError(exc.message, path=quotes_path, row=int(frame.index[exc.row - 1]) + 1,
+                           column=exc.column, fix=exc.fix) from None
+
+
 def check_file(
     quotes_path: str | Path,
     corpus_path: str | Path,
@@ -561,43 +637,18 @@ def check_file(
     Returns ``{"counts": {verdict: n}, "quotes": n, "posts": n, "index": "built"|"cached",
     "timings": {...seconds}}``.
     """
-    from ..io import OutputSet, open_table
+    from ..io import OutputSet
 
     thresholds = thresholds or load_thresholds()
     timings: dict[str, float] = {}
-    quotes_reader = open_table(quotes_path, required=("quote_id", "source_post_id", "text"))
-    corpus_reader = open_table(corpus_path, required=("post_id", "text"))
+    frame, records = read_quotes(quotes_path)  # a bad quotes file fails before any indexing
 
     started = time.perf_counter()
-    fingerprint = fingerprint_file(corpus_path)
-    index = None
-    if index_dir is not None and TraceIndex.cached_fingerprint(index_dir) == fingerprint:
-        index = TraceIndex.load(index_dir)
-        how = "cached"
-    if index is None:
-        post_ids, texts = _read_corpus(corpus_reader, on_progress)
-        index = TraceIndex.build(post_ids, texts, fingerprint=fingerprint)
-        del texts
-        how = "built"
-        if index_dir is not None:
-            index.save(index_dir)
+    index, how = load_index(corpus_path, index_dir, on_progress)
     timings["index"] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
-    frame = quotes_reader.read_all()
-    records = frame[["quote_id", "source_post_id", "text"]].to_dict("records")
-    for number, record in zip(frame.index, records):
-        if record["source_post_id"] is None or pd.isna(record["source_post_id"]):
-            raise PostkitError(f"quote {record['quote_id']!r} has no source_post_id", path=quotes_path,
-                               row=int(number) + 1, column="source_post_id",
-                               fix="every quote must name the post it paraphrases")
-    try:
-        rows = index.check(records, thresholds)
-    except PostkitError as exc:
-        if exc.row is None:
-            raise
-        raise PostkitError(exc.message, path=quotes_path, row=int(frame.index[exc.row - 1]) + 1,
-                           column=exc.column, fix=exc.fix) from None
+    rows = check_quotes(index, quotes_path, frame, records, thresholds)
     timings["check"] = round(time.perf_counter() - started, 3)
 
     result = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
