@@ -5,6 +5,7 @@ rule-based tagger and for a simple keyword baseline.
     .venv/bin/python scripts/eval_coding.py tests/data/cmo_forum_eval.jsonl
     .venv/bin/python scripts/eval_coding.py /work/shared/data/cmo_dev_interview_quotes.jsonl --no-targets
     .venv/bin/python scripts/eval_coding.py LABELLED.jsonl --engine tagger --show-misses
+    .venv/bin/python scripts/eval_coding.py tests/data/cmo_forum_dev.jsonl --split tune
 
 Rows: ``{"id", "text", "area", "polarity"}``. Scoring rules:
 
@@ -138,10 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-targets", action="store_true", help="do not print PASS/FAIL (e.g. interview quotes)")
     parser.add_argument("--show-misses", action="store_true", help="list texts the tagger got wrong")
     parser.add_argument("--check", action="store_true", help="exit 1 if the tagger misses a target")
+    parser.add_argument("--split", default=None,
+                        help="keep only rows whose 'split' field equals this (e.g. tune, check)")
     args = parser.parse_args(argv)
 
     rows = [json.loads(line) for line in args.labelled.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = [r for r in rows if r.get("area") in AREAS]
+    if args.split is not None:
+        rows = [r for r in rows if r.get("split") == args.split]
+        if not rows:
+            sys.exit(f"eval_coding.py: no rows with split == {args.split!r}")
     print(f"{args.labelled}: {len(rows)} labelled texts "
           '(' + ', '.join(SHORT[a] + '=' + str(sum(r['area'] == a for r in rows)) for a in AREAS) + ')')
     targets = not args.no_targets

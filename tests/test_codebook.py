@@ -192,6 +192,61 @@ def test_unknown_field_caught() -> None:
     assert any("unknown field 'includes'" in line for line in info.value.details)
 
 
+# ---------------------------------------------------------------- area and polarity lexicons
+
+def test_shipped_lexicons(codebook: Codebook) -> None:
+    for area in codebook.areas:
+        assert area.lexicon is not None and area.lexicon.phrases, area.id
+        for polarity, code_id in area.lexicon.report_as.items():
+            code = codebook.code(code_id)
+            assert code.area_id == area.id and code.polarity == polarity
+    assert codebook.polarity_lexicon is not None
+    assert codebook.polarity_lexicon.positive.phrases and codebook.polarity_lexicon.negative.phrases
+
+
+def test_lexicon_report_as_checked(raw: dict, tmp_path: Path) -> None:
+    data = _copy(raw)
+    other_area_code = data["areas"][1]["configurations"][0]["codes"][0]["id"]
+    data["areas"][0]["lexicon"]["report_as"]["positive"] = other_area_code
+    negative_code = next(c["id"] for conf in data["areas"][0]["configurations"] for c in conf["codes"]
+                         if c["polarity"] == "negative")
+    data["areas"][2]["lexicon"]["report_as"] = {"positive": data["areas"][2]["lexicon"]["report_as"]["positive"]}
+    data["areas"][3]["lexicon"]["cue"] = ["typo"]
+    err = _error(tmp_path, data)
+    problems = "\n".join(err.details)
+    assert f"areas[0] (self_efficacy).lexicon.report_as.positive: '{other_area_code}' is not a code of this area" \
+        in problems
+    assert "areas[2] (helping_others).lexicon.report_as: must map positive and negative" in problems
+    assert "areas[3] (catharsis_sense_making).lexicon: unknown field 'cue'" in problems
+    data = _copy(raw)
+    data["areas"][0]["lexicon"]["report_as"]["positive"] = negative_code
+    assert "has polarity 'negative', not 'positive'" in str(_error(tmp_path, data))
+
+
+def test_lexicon_cue_lists_checked(raw: dict, tmp_path: Path) -> None:
+    data = _copy(raw)
+    data["areas"][1]["lexicon"]["phrases"].append("Reply")
+    data["areas"][1]["lexicon"]["patterns"] = [[{"LEMMA": "reply", "OP": "often"}]]
+    data["polarity_lexicon"]["negative"]["phrases"] = []
+    data["polarity_lexicon"]["negative"].pop("patterns", None)
+    data["polarity_lexicon"]["neutral"] = {"phrases": ["ok"]}
+    err = _error(tmp_path, data)
+    problems = "\n".join(err.details)
+    assert "'Reply' must be lowercase" in problems
+    assert "lexicon.patterns[0]: invalid spaCy Matcher pattern" in problems
+    assert "polarity_lexicon.negative: empty cue lists" in problems
+    assert "polarity_lexicon: unknown field 'neutral'" in problems
+
+
+def test_lexicons_are_optional(raw: dict, tmp_path: Path) -> None:
+    data = _copy(raw)
+    data.pop("polarity_lexicon")
+    for area in data["areas"]:
+        area.pop("lexicon")
+    codebook = load_codebook(_write(tmp_path, data))
+    assert codebook.polarity_lexicon is None and all(a.lexicon is None for a in codebook.areas)
+
+
 # ---------------------------------------------------------------- rendering
 
 @pytest.mark.parametrize("fmt", ["text", "markdown"])
@@ -204,6 +259,7 @@ def test_render_contains_everything(codebook: Codebook, fmt: str) -> None:
     for _, _, code in codebook.codes():
         assert code.id in out
     assert codebook.version_hash[:12] in out
+    assert "lexicon" in out
 
 
 def test_render_markdown_headings(codebook: Codebook) -> None:

@@ -52,6 +52,55 @@ def test_negation_blocks_and_scope_ends_at_but(tagger: Tagger) -> None:
     assert any(s["code_id"] == "SE-C2" for s in kept)
 
 
+def test_area_lexicon_fallback(tagger: Tagger) -> None:
+    # No code cue, only area vocabulary: a weak suggestion for that area, with the words as evidence.
+    text = "I wrote a poem about it last night."
+    suggestions = tagger.suggest([text])[0]
+    assert suggestions and next(iter(area_scores(suggestions))) == "catharsis_sense_making"
+    top = suggestions[0]
+    assert top["score"] < 0.35 and not top["negated"]
+    assert [ev["text"] for ev in top["evidence"]] == ["wrote"]
+    assert top["code_id"] in tagger.codes
+
+
+def test_area_lexicon_direction_follows_outcome_words_and_negation(tagger: Tagger) -> None:
+    better, worse = tagger.suggest(["I wrote a poem about it last night, it made me feel better.",
+                                    "I wrote a poem about it last night, it didn't help."])
+    assert any(s["area"] == "catharsis_sense_making" and s["polarity"] == "positive" for s in better)
+    cs = [s for s in worse if s["area"] == "catharsis_sense_making"]
+    assert cs and cs[0]["polarity"] == "negative"
+
+
+def test_tone_outweighs_a_positive_resource(tagger: Tagger) -> None:
+    suggestions = tagger.suggest(["I tried the tips but none of them work for me and it's made things worse."])[0]
+    assert next(iter(area_scores(suggestions))) == "self_efficacy"
+    assert suggestions[0]["polarity"] == "negative"
+
+
+def test_nested_evidence_belongs_to_the_longer_match(tagger: Tagger) -> None:
+    # "get it" (feeling understood) inside "get it off my chest" (venting) is not a second reading.
+    suggestions = tagger.suggest(["Just needed to get it off my chest tonight."])[0]
+    assert suggestions[0]["area"] == "catharsis_sense_making"
+    assert not any(s["area"] == "understanding_acceptance" for s in suggestions)
+
+
+def test_paraphrase_families(tagger: Tagger) -> None:
+    cases = [
+        ("Knowing I'm not the only one makes such a difference.", "understanding_acceptance", "positive"),
+        ("Posted last week and still no answers, feeling pretty invisible.", "understanding_acceptance", "negative"),
+        ("I try to pay it forward by answering newbies' questions.", "helping_others", "positive"),
+        ("I keep checking on her and I'm worried sick.", "helping_others", "negative"),
+        ("Writing it all down helped me make sense of it.", "catharsis_sense_making", "positive"),
+        ("Typed it all out then deleted it, can't bring myself to post it.", "catharsis_sense_making", "negative"),
+        ("Can't find anything on here, the layout is a mess.", "self_efficacy", "negative"),
+        ("Took your advice and it actually worked.", "self_efficacy", "positive"),
+    ]
+    for text, area, polarity in cases:
+        suggestions = tagger.suggest([text])[0]
+        assert next(iter(area_scores(suggestions))) == area, text
+        assert suggestions[0]["polarity"] == polarity, text
+
+
 def test_hedging_lowers_score(tagger: Tagger) -> None:
     sure = tagger.suggest(["I feel more in control now."])[0][0]
     hedged = tagger.suggest(["Maybe I feel more in control now."])[0][0]

@@ -30,7 +30,12 @@ NEGATIONS = ("flip", "block", "ignore")
 # Required and optional keys per level; unknown keys are errors so typos
 # ("exlude", "cue") are caught rather than silently ignored.
 _TOP_REQUIRED = ("version", "name", "description", "areas")
+_TOP_OPTIONAL = ("polarity_lexicon",)
 _AREA_REQUIRED = ("id", "name", "definition", "configurations")
+_AREA_OPTIONAL = ("lexicon",)
+_LEXICON_REQUIRED = ("report_as",)
+_LEXICON_OPTIONAL = ("phrases", "patterns")
+_POLARITY_LEXICON_KEYS = ("positive", "negative")
 _CONF_REQUIRED = ("id", "name", "polarity", "summary", "codes")
 _CONF_OPTIONAL = ("source",)
 _CODE_REQUIRED = ("id", "kind", "name", "definition", "include", "exclude", "polarity", "cues")
@@ -77,6 +82,29 @@ class Configuration:
 
 
 @dataclass(frozen=True)
+class Lexicon:
+    """Weak, area-level vocabulary: words that point to a theory area but to no one code.
+
+    The tagger uses it as a low-scoring fallback so a post in an area's vocabulary still
+    gets an area suggestion. Such a suggestion is reported as the code ``report_as`` names
+    for the post's polarity (e.g. ``{"positive": "SE-C4", "negative": "SE-C17"}``).
+    """
+
+    phrases: tuple[str, ...]
+    patterns: tuple[tuple[dict[str, Any], ...], ...]
+    report_as: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PolarityLexicon:
+    """General positive/negative outcome words (with negation handling in the tagger), used to
+    give area-lexicon suggestions a direction."""
+
+    positive: Cues
+    negative: Cues
+
+
+@dataclass(frozen=True)
 class Area:
     """A theory area (e.g. ``self_efficacy``) holding its positive and negative configurations."""
 
@@ -84,6 +112,7 @@ class Area:
     name: str
     definition: str
     configurations: tuple[Configuration, ...]
+    lexicon: Lexicon | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +126,7 @@ class Codebook:
     version_hash: str
     path: Path | None
     raw: dict[str, Any]
+    polarity_lexicon: PolarityLexicon | None = None
 
     def codes(self) -> Iterator[tuple[Area, Configuration, Code]]:
         """Every code in file order, with the area and configuration it belongs to."""
@@ -221,7 +251,7 @@ def validate(raw: Any) -> list[str]:
             if key not in keys and key not in optional:
                 problems.append(f"{where}: unknown field '{key}' (allowed: {', '.join(keys + optional)})")
 
-    need(raw, _TOP_REQUIRED, (), "top level")
+    need(raw, _TOP_REQUIRED, _TOP_OPTIONAL, "top level")
     seen: dict[str, str] = {}
 
     def unique(value: Any, where: str) -> None:
@@ -235,8 +265,9 @@ def validate(raw: Any) -> list[str]:
             seen[value] = where
 
     for ai, area, a_where in _children(raw, "areas", "", problems):
-        need(area, _AREA_REQUIRED, (), a_where)
+        need(area, _AREA_REQUIRED, _AREA_OPTIONAL, a_where)
         unique(area.get("id"), a_where)
+        area_codes: dict[str, Any] = {}
         for ci, conf, c_where in _children(area, "configurations", f"areas[{ai}].", problems, a_where):
             need(conf, _CONF_REQUIRED, _CONF_OPTIONAL, c_where)
             unique(conf.get("id"), c_where)
@@ -246,7 +277,83 @@ def validate(raw: Any) -> list[str]:
             for _, code, k_where in _children(conf, "codes", f"areas[{ai}].configurations[{ci}].", problems,
                                               c_where):
                 _validate_code(code, k_where, need, unique, problems)
+                if _text_ok(code.get("id")):
+                    area_codes[code["id"]] = code.get("polarity")
+        if "lexicon" in area:
+            _validate_lexicon(area["lexicon"], f"{a_where}.lexicon", area_codes, need, problems)
+    if "polarity_lexicon" in raw:
+        _validate_polarity_lexicon(raw["polarity_lexicon"], problems)
     return problems
+
+
+def _validate_cue_lists(obj: dict[str, Any], where: str, problems: list[str], required: bool = True) -> None:
+    """``phrases`` (unique lowercase strings) and ``patterns`` (valid spaCy Matcher patterns)."""
+    phrases = obj.get("phrases") or []
+    patterns = obj.get("patterns") or []
+    if not isinstance(phrases, list):
+        problems.append(f"{where}.phrases: must be a list of strings")
+        phrases = []
+    if not isinstance(patterns, list):
+        problems.append(f"{where}.patterns: must be a list of token patterns")
+        patterns = []
+    if required and not phrases and not patterns:
+        problems.append(f"{where}: empty cue lists (give at least one phrase or pattern)")
+    seen_phrases: set[str] = set()
+    for pi, phrase in enumerate(phrases):
+        p_where = f"{where}.phrases[{pi}]"
+        if not _text_ok(phrase):
+            problems.append(f"{p_where}: must be a non-empty string")
+        elif phrase != phrase.lower():
+            problems.append(f"{p_where}: '{phrase}' must be lowercase (matching is case-insensitive)")
+        elif phrase in seen_phrases:
+            problems.append(f"{p_where}: repeated phrase '{phrase}'")
+        else:
+            seen_phrases.add(phrase)
+    for pi, pattern in enumerate(patterns):
+        complaint = _check_pattern(pattern)
+        if complaint:
+            problems.append(f"{where}.patterns[{pi}]: invalid spaCy Matcher pattern: {complaint}")
+
+
+def _validate_lexicon(lexicon: Any, where: str, area_codes: dict[str, Any], need: Any,
+                      problems: list[str]) -> None:
+    """An area's weak vocabulary: cue lists plus the codes its suggestions are reported as."""
+    if not isinstance(lexicon, dict):
+        problems.append(f"{where}: must be a mapping with report_as, phrases and patterns")
+        return
+    need(lexicon, _LEXICON_REQUIRED, _LEXICON_OPTIONAL, where)
+    _validate_cue_lists(lexicon, where, problems)
+    report_as = lexicon.get("report_as")
+    if report_as is None:
+        return
+    if not isinstance(report_as, dict) or set(report_as) != set(CONFIGURATION_POLARITIES):
+        problems.append(f"{where}.report_as: must map positive and negative to code ids of this area")
+        return
+    for polarity, code_id in report_as.items():
+        if code_id not in area_codes:
+            problems.append(f"{where}.report_as.{polarity}: '{code_id}' is not a code of this area")
+        elif area_codes[code_id] != polarity:
+            problems.append(f"{where}.report_as.{polarity}: code '{code_id}' has polarity "
+                            f"'{area_codes[code_id]}', not '{polarity}'")
+
+
+def _validate_polarity_lexicon(lexicon: Any, problems: list[str]) -> None:
+    where = "polarity_lexicon"
+    if not isinstance(lexicon, dict):
+        problems.append(f"{where}: must be a mapping with positive and negative cue lists")
+        return
+    for key in lexicon:
+        if key not in _POLARITY_LEXICON_KEYS:
+            problems.append(f"{where}: unknown field '{key}' (allowed: positive, negative)")
+    for key in _POLARITY_LEXICON_KEYS:
+        part = lexicon.get(key)
+        if not isinstance(part, dict):
+            problems.append(f"{where}.{key}: must be a mapping with phrases and/or patterns")
+            continue
+        for field in part:
+            if field not in ("phrases", "patterns"):
+                problems.append(f"{where}.{key}: unknown field '{field}' (allowed: phrases, patterns)")
+        _validate_cue_lists(part, f"{where}.{key}", problems)
 
 
 def _children(parent: dict[str, Any], key: str, prefix: str, problems: list[str],
@@ -291,31 +398,7 @@ def _validate_code(code: dict[str, Any], where: str, need: Any, unique: Any, pro
         problems.append(f"{where}.cues: missing required field 'negation' ({' | '.join(NEGATIONS)})")
     elif negation not in NEGATIONS:
         problems.append(f"{where}.cues: unknown negation '{negation}' (use {' | '.join(NEGATIONS)})")
-    phrases = cues.get("phrases") or []
-    patterns = cues.get("patterns") or []
-    if not isinstance(phrases, list):
-        problems.append(f"{where}.cues.phrases: must be a list of strings")
-        phrases = []
-    if not isinstance(patterns, list):
-        problems.append(f"{where}.cues.patterns: must be a list of token patterns")
-        patterns = []
-    if not phrases and not patterns:
-        problems.append(f"{where}.cues: empty cue lists (give at least one phrase or pattern)")
-    seen_phrases: set[str] = set()
-    for pi, phrase in enumerate(phrases):
-        p_where = f"{where}.cues.phrases[{pi}]"
-        if not _text_ok(phrase):
-            problems.append(f"{p_where}: must be a non-empty string")
-        elif phrase != phrase.lower():
-            problems.append(f"{p_where}: '{phrase}' must be lowercase (matching is case-insensitive)")
-        elif phrase in seen_phrases:
-            problems.append(f"{p_where}: repeated phrase '{phrase}'")
-        else:
-            seen_phrases.add(phrase)
-    for pi, pattern in enumerate(patterns):
-        complaint = _check_pattern(pattern)
-        if complaint:
-            problems.append(f"{where}.cues.patterns[{pi}]: invalid spaCy Matcher pattern: {complaint}")
+    _validate_cue_lists(cues, f"{where}.cues", problems)
 
 
 # ---------------------------------------------------------------------------- building
@@ -341,10 +424,24 @@ def _build(raw: dict[str, Any], path: Path | None) -> Codebook:
             )
             confs.append(Configuration(conf["id"], conf["name"], conf["polarity"],
                                        str(conf["summary"]).strip(), codes, conf.get("source")))
-        areas.append(Area(area["id"], area["name"], str(area["definition"]).strip(), tuple(confs)))
+        lexicon = None
+        if area.get("lexicon"):
+            lex = area["lexicon"]
+            lexicon = Lexicon(phrases=tuple(lex.get("phrases") or ()),
+                              patterns=tuple(tuple(p) for p in (lex.get("patterns") or ())),
+                              report_as=dict(lex["report_as"]))
+        areas.append(Area(area["id"], area["name"], str(area["definition"]).strip(), tuple(confs), lexicon))
+    polarity_lexicon = None
+    if raw.get("polarity_lexicon"):
+        pl = raw["polarity_lexicon"]
+        polarity_lexicon = PolarityLexicon(*(
+            Cues(phrases=tuple(pl[k].get("phrases") or ()),
+                 patterns=tuple(tuple(p) for p in (pl[k].get("patterns") or ())), negation="flip")
+            for k in _POLARITY_LEXICON_KEYS))
     return Codebook(
         version=str(raw["version"]), name=str(raw["name"]), description=str(raw["description"]).strip(),
         areas=tuple(areas), version_hash=content_hash(raw), path=path, raw=raw,
+        polarity_lexicon=polarity_lexicon,
     )
 
 
@@ -358,6 +455,16 @@ def _cue_preview(cues: Cues, limit: int) -> str:
     if cues.patterns:
         shown += f"; {len(cues.patterns)} pattern(s)"
     return f"{shown}; negation: {cues.negation}"
+
+
+def _lexicon_preview(lexicon: Lexicon, limit: int) -> str:
+    shown = ", ".join(f'"{p}"' for p in lexicon.phrases[:limit])
+    extra = len(lexicon.phrases) - limit
+    if extra > 0:
+        shown += f", … (+{extra} more)"
+    if lexicon.patterns:
+        shown += f"; {len(lexicon.patterns)} pattern(s)"
+    return shown
 
 
 def render_codebook(codebook: Codebook, fmt: str = "text", cue_limit: int = 5) -> str:
@@ -376,6 +483,10 @@ def render_codebook(codebook: Codebook, fmt: str = "text", cue_limit: int = 5) -
         lines += [f"# {codebook.name}", "", f"_{head}_", "", codebook.description, ""]
         for area in codebook.areas:
             lines += [f"## {area.name} (`{area.id}`)", "", area.definition, ""]
+            if area.lexicon:
+                report = f"{area.lexicon.report_as['positive']} / {area.lexicon.report_as['negative']}"
+                lines += [f"_Area lexicon (weak fallback cues, reported as {report}): "
+                          + f"{_lexicon_preview(area.lexicon, cue_limit)}_", ""]
             for conf in area.configurations:
                 source = f", {conf.source}" if conf.source else ""
                 lines += [f"### {conf.id} — {conf.name} ({conf.polarity}{source})", "", conf.summary, ""]
@@ -391,7 +502,12 @@ def render_codebook(codebook: Codebook, fmt: str = "text", cue_limit: int = 5) -
     else:
         lines += [codebook.name, head, "", codebook.description, ""]
         for area in codebook.areas:
-            lines += [f"{area.name} [{area.id}]", f"  {area.definition}", ""]
+            lines += [f"{area.name} [{area.id}]", f"  {area.definition}"]
+            if area.lexicon:
+                report = f"{area.lexicon.report_as['positive']} / {area.lexicon.report_as['negative']}"
+                lines += [f"  area lexicon (weak fallback, reported as {report}): "
+                          + _lexicon_preview(area.lexicon, cue_limit)]
+            lines.append("")
             for conf in area.configurations:
                 source = f", {conf.source}" if conf.source else ""
                 lines += [f"  {conf.id}  {conf.name}  ({conf.polarity}{source})", f"    {conf.summary}"]

