@@ -586,6 +586,70 @@ def disguise_check(quotes, corpus, output, index_dir, top_k, quiet) -> None:
         click.echo(render_summary(counts))
 
 
+@disguise.command("suggest")
+@click.argument("quotes", metavar="QUOTES", type=click.Path(path_type=Path))
+@click.option("--corpus", required=True, type=click.Path(path_type=Path),
+              help="The posts an attacker could search: ideally the whole forum, not only the consented part.")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="One row per quote with its ranked candidates (JSONL keeps them as lists; CSV as JSON text).")
+@click.option("--study", "study_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write a review folder (suggestions.jsonl + index/) for `postkit review serve`.")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Cache folder for the search index (default with --study: STUDY/index).")
+@click.option("--candidates", "n_candidates", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Candidates kept per quote, best first.")
+@click.option("--paraphraser", "python_paraphrasers", multiple=True, metavar="MODULE:FUNCTION",
+              help="Also score the paraphrases of this Python callable (text → text or list). Repeatable.")
+@click.option("--paraphraser-cmd", "command_paraphrasers", multiple=True, metavar="COMMAND",
+              help="Also score the paraphrases of this command (quote on stdin, one candidate per line "
+                   "on stdout). Repeatable.")
+@quiet_option
+def disguise_suggest(quotes, corpus, output, study_dir, index_dir, n_candidates, python_paraphrasers,
+                     command_paraphrasers, quiet) -> None:
+    """Suggest paraphrases that cannot be searched back to the forum, scored for traceability and meaning.
+
+    Candidates swap the words that make the source findable for WordNet synonyms, change
+    grammar and word order, and blur identifying details; each is checked like
+    `postkit disguise check` and scored for meaning preservation, best first.
+
+    Example: postkit disguise suggest quotes.csv --corpus forum.csv --study review/ --output suggestions.jsonl
+    """
+    from .disguise.suggest import command_paraphraser, python_paraphraser, render_summary, suggest_file
+    from .disguise.trace import read_quotes
+
+    externals = [python_paraphraser(s) for s in python_paraphrasers]
+    externals += [command_paraphraser(c) for c in command_paraphrasers]
+    total = len(read_quotes(quotes)[1])
+    bar = _progress(quiet)
+    with _input_progress(quiet, "index", corpus, None) as index_advance, \
+            bar("suggest", total=total, unit="quotes") as quote_advance:
+        summary = suggest_file(quotes, corpus, output, study_dir=study_dir, index_dir=index_dir,
+                               externals=externals, n_candidates=n_candidates,
+                               on_index_progress=index_advance, on_quote_progress=quote_advance)
+    if not quiet:
+        click.echo(render_summary(summary))
+
+
+@disguise.command("export")
+@click.argument("study_dir", metavar="STUDY_DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="The approved quotes with their scores (CSV, JSONL or Parquet).")
+def disguise_export(study_dir, output) -> None:
+    """Write the approved quotes, re-checked: refuses (writing nothing) if any no longer passes.
+
+    STUDY_DIR is a review folder (`postkit disguise suggest --study`) or a run folder with a
+    disguise stage.
+
+    Example: postkit disguise export review/ --output quotes.csv
+    """
+    from .disguise.study import QuoteStudy, export_approved
+
+    with QuoteStudy.open(study_dir) as study:
+        counts = export_approved(study, output)
+    click.echo(f"Exported {counts['exported']} approved quote(s) to {output}; "
+               f"{counts['rejected']} rejected and {counts['pending']} pending of {counts['quotes']}.")
+
+
 # --------------------------------------------------------------------------- audit
 
 
@@ -700,6 +764,44 @@ def convert(source, target, columns, batch_size) -> None:
             writer.write(frame)
         writer.set_empty_columns(reader.columns)
     click.echo(f"{source} -> {target}: {writer.rows:,} rows")
+
+
+# --------------------------------------------------------------------------- review
+
+
+@main.group()
+def review() -> None:
+    """The browser review app: disguise quotes for publication, confirm code suggestions."""
+
+
+@review.command("serve")
+@click.argument("study_dir", metavar="STUDY_DIR", type=click.Path(path_type=Path))
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on 127.0.0.1 (the app is never reachable from other machines).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
+def review_serve(study_dir, port, no_browser) -> None:
+    """Serve the review app for a study folder on 127.0.0.1 until Ctrl+C.
+
+    Quotes: the candidates with their traceability verdicts, a live check as you edit,
+    approve or reject with a note. Coding: accept or reject suggested codes with a memo.
+    Decisions are saved in the study's SQLite store.
+
+    Example: postkit review serve study/
+    """
+    from .disguise.study import QuoteStudy
+    from .review.server import serve
+
+    def ready(url: str) -> None:
+        click.echo(f"Reviewing {study_dir} at {url}\nCtrl+C to stop")
+
+    def open_study() -> QuoteStudy:
+        study = QuoteStudy.open(study_dir)
+        click.echo("Loading the language models…")
+        study.warm_up()  # before the reviewer's first keystroke, not on it
+        return study
+
+    serve(open_study, port, open_browser=not no_browser, on_ready=ready)
+    click.echo("Stopped.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -226,6 +226,29 @@ def _check_output_folder(output: Path, study: Study) -> None:
                 path=output,
                 fix="choose a new folder; postkit only replaces folders holding a manifest.json",
             )
+        _refuse_to_drop_human_work(output)
+
+
+def _refuse_to_drop_human_work(output: Path) -> None:
+    """Coders' and reviewers' decisions live in the run's coding store; a rerun must not delete them."""
+    import sqlite3
+
+    for store in sorted(output.glob("**/coding.sqlite")):
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
+                tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                human = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                            for t in ("decisions", "reviews") if t in tables)
+        except sqlite3.Error as exc:
+            raise PostkitError(f"cannot read the coding store ({exc})", path=store,
+                               fix="move it out of the run folder before rerunning") from None
+        if human:
+            raise PostkitError(
+                f"the run folder holds {human} coder/reviewer decision(s) in {store.relative_to(output)} "
+                "that a rerun would delete",
+                path=output,
+                fix="run into a new folder (postkit run STUDY --output NEW) or move the store out first",
+            )
 
 
 def run_study(

@@ -155,3 +155,47 @@ def tag_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
         counts = counts | {"store": loaded}
     return StageResult(output=output, counts=counts, files=files,
                        notes={"codebook_version": counts["codebook_version"]})
+
+
+_DISGUISE_OPTIONS = {"quotes", "quotes_from_sample", "corpus", "candidates", "max_words"}
+
+
+@register_stage("disguise")
+def disguise_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
+    """Paraphrase suggestions for the study's quotes, saved as a review folder (``RUN/disguise/``).
+
+    The attacker's corpus defaults to the study's raw posts (the whole forum, consented
+    or not): that is what a reader of the paper could search.
+    """
+    _check_options(context, "disguise", config, _DISGUISE_OPTIONS)
+    from .disguise.suggest import quotes_from_posts, render_summary, suggest_file
+    from .io import open_table, write_table
+
+    study = context.study
+    if ("quotes" in config) == ("quotes_from_sample" in config):
+        raise PostkitError("[disguise] needs exactly one of quotes = \"FILE\" or quotes_from_sample = N",
+                           path=study.path, fix="name the researchers' quotes file (quote_id, source_post_id, "
+                                                "text), or take N excerpts of the sampled posts for a trial")
+    if "quotes" in config:
+        quotes = study.resolve(config["quotes"])
+    else:
+        count = config["quotes_from_sample"]
+        if not isinstance(count, int) or count < 1:
+            raise PostkitError("[disguise] quotes_from_sample must be a whole number ≥ 1", path=study.path)
+        import pandas as pd
+
+        posts = open_table(context.input, required=("post_id", "text")).read_all()
+        chosen = quotes_from_posts(posts.to_dict("records"), count, int(config.get("max_words", 45)))
+        quotes = context.folder / "quotes.csv"
+        write_table(pd.DataFrame(chosen, columns=["quote_id", "source_post_id", "text"]), quotes)
+    corpus = study.resolve(config["corpus"]) if config.get("corpus") else study.posts
+    output = context.folder / "suggestions.jsonl"
+    with context.progress("disguise", None, "quotes") as advance:
+        summary = suggest_file(quotes, corpus, None, study_dir=context.folder,
+                               n_candidates=int(config.get("candidates", 5)), on_quote_progress=advance)
+    context.echo(render_summary(summary))
+    context.echo(f"Review the candidates: postkit review serve {context.final_run_folder}")
+    files = {"suggestions": output} | ({"quotes": quotes} if quotes.parent == context.folder else {})
+    return StageResult(output=output, counts={k: summary[k] for k in ("quotes", "before", "best",
+                                                                          "best_meaning_mean")},
+                       files=files, notes={"corpus": str(corpus)})

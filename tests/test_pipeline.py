@@ -140,7 +140,39 @@ def test_demo_study_file_is_valid():
     from postkit.pipeline import load_study
 
     study = load_study(Path(__file__).parent.parent / "corpora" / "demo" / "study.toml")
-    assert study.stages == ["consent", "deid", "sample", "tag"] and study.posts.name == "posts.csv"
+    assert study.stages == ["consent", "deid", "sample", "tag", "disguise"] and study.posts.name == "posts.csv"
+
+
+def test_disguise_stage_makes_a_review_folder_and_reruns_keep_human_decisions(corpus, tmp_path):
+    from postkit.disguise.study import QuoteStudy
+
+    text = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
+    study = write_study(corpus, text + "\n[disguise]\nquotes_from_sample = 2\ncandidates = 3\n")
+    out = tmp_path / "run"
+    result = invoke("run", study, "--output", out)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "Paraphrase suggestions: 2 quotes" in result.output
+    for name in ("suggestions.jsonl", "quotes.csv", "index"):
+        assert (out / "disguise" / name).exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"][-1]["counts"]["quotes"] == 2
+    # the attacker's corpus is the whole forum (the raw posts), not only the consented ones
+    assert manifest["stages"][-1]["corpus"] == str(corpus["posts"])
+    with QuoteStudy.open(out) as opened:
+        quote = opened.quotes()[0]
+        opened.decide(quote["quote_id"], "amy", "reject", quote["text"], note="keep this")
+    again = invoke("run", study, "--output", out)
+    assert again.exit_code == 1 and "decision(s)" in again.stderr and "new folder" in again.stderr
+    with QuoteStudy.open(out) as reopened:  # nothing was lost
+        assert reopened.quote(quote["quote_id"])["status"]["note"] == "keep this"
+
+
+def test_disguise_stage_needs_one_quote_source(corpus, tmp_path):
+    text = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
+    study = write_study(corpus, text + "\n[disguise]\ncandidates = 3\n")
+    result = invoke("run", study, "--output", tmp_path / "run")
+    assert result.exit_code == 1 and "quotes_from_sample" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_run_summary_names_the_final_paths(corpus, tmp_path):

@@ -442,6 +442,21 @@ class TraceIndex:
         posts = [self.gram_post[a:b] for a, b in zip(lo, hi) if b > a]
         return len(np.unique(np.concatenate(posts))) if posts else 0
 
+    def found_ngrams(self, quote_words: Sequence[str]) -> list[int]:
+        """Start positions of the quote's 5-word runs that some corpus post contains verbatim."""
+        ids = self._ids(list(quote_words))
+        if len(ids) < NGRAM:
+            return []
+        starts = np.arange(len(ids) - NGRAM + 1)
+        window_ok = np.lib.stride_tricks.sliding_window_view(ids >= 0, NGRAM).all(axis=1)
+        starts = starts[window_ok]
+        if len(starts) == 0:
+            return []
+        hashes = _ngram_hashes(ids, starts)
+        lo = np.searchsorted(self.gram_hash, hashes, side="left")
+        hi = np.searchsorted(self.gram_hash, hashes, side="right")
+        return [int(s) for s, a, b in zip(starts, lo, hi) if b > a]
+
     def _distinctive_overlap(self, source: np.ndarray, quote_ids: np.ndarray) -> float:
         content = np.unique(source[~self.is_stop[source]]) if len(source) else source
         if len(content) == 0:

@@ -1,0 +1,520 @@
+"""Rule-based paraphrase operations that make a quote harder to search back to its post.
+
+Each operation takes a text and returns ``(new_text, edits)``, where ``edits`` are short
+human-readable notes ("felt → experienced", "clause order: because-clause first") a
+reviewer can audit. The operations are deterministic and offline:
+
+* :func:`generalise` — drops or blurs identifying details: de-identification tags
+  ("[PERSON]" → "someone"), exact durations and counts ("3 years" → "a few years"),
+  ages, weekdays, months, bracketed asides;
+* :func:`restructure` — grammar and word order: fronting or back-shifting an adverbial
+  clause ("…, because X" ↔ "Because X, …"), active → passive voice for simple
+  subject–verb–object sentences, expanding or contracting auxiliaries ("I'm" ↔ "I am"),
+  and swapping the first two sentences;
+* :func:`substitute` — WordNet synonyms (part of speech and inflection kept, from the
+  shipped lexicon) for the words that make the quote *findable*: the caller passes a
+  weight per word (how much it contributes to the source's BM25 score and to shared
+  runs), and the highest-weighted words are replaced first;
+* :func:`break_runs` — replaces further words inside any run of ``run`` or more words
+  still shared with the source, so no phrase search finds it.
+
+Why hand-written rules and not a paraphrasing model: nothing may be downloaded at run
+time and no CPU-sized offline paraphraser ships on PyPI; teams that have one plug it in
+through :mod:`postkit.disguise.suggest`'s external-paraphraser hook and get the same
+scoring.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from ..errors import PostkitError
+from . import lexicon
+
+Edit = str
+
+# --------------------------------------------------------------------------- generalise
+
+_NUMBER_WORDS = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty)"
+_UNITS = r"(years?|months?|weeks?|days?|hours?|nights?|times)"
+_WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+_MONTHS = r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
+_TAG = re.compile(r"\[(PERSON|USERNAME|LOCATION|PLACE|ADDRESS|POSTCODE|ORG|EMPLOYER|DATE|AGE|EMAIL|PHONE|URL|"
+                  r"NHS_NUMBER|NI_NUMBER|FORUM)(?:_[0-9a-f]+)?\]")
+_TAG_WORDS = {
+    "PERSON": "someone", "USERNAME": "another member", "LOCATION": "my area", "PLACE": "my area",
+    "ADDRESS": "my address", "POSTCODE": "my area", "ORG": "work", "EMPLOYER": "work", "DATE": "recently",
+    "AGE": "my age", "EMAIL": "email", "PHONE": "phone", "URL": "a website", "NHS_NUMBER": "my details",
+    "NI_NUMBER": "my details", "FORUM": "this forum",
+}
+_GENERALISATIONS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str], str]] = [
+    (re.compile(rf"\b(?:for|over|about|nearly|almost)?\s*{_NUMBER_WORDS}\s+{_UNITS}\b", re.I),
+     lambda m: ("a few " if m.group(1).lower() not in ("times",) else "several ")
+     + (m.group(1) if m.group(1).endswith("s") else m.group(1) + "s"),
+     "exact duration"),
+    (re.compile(r"\b(?:i'm|i am|im)\s+(\d\d)\b(?!\s*(?:%|percent))", re.I),
+     lambda m: f"I'm in my {_decade(int(m.group(1)))}", "age"),
+    (re.compile(rf"\b(?:last|this|next|on)\s+{_WEEKDAYS}\b", re.I), lambda m: "recently", "weekday"),
+    (re.compile(rf"\b(?:in|since|last|this)\s+{_MONTHS}\b(?:\s+\d{{4}})?", re.I), lambda m: "a while ago", "month"),
+    (re.compile(r"\s*\([^()]{1,80}\)"), lambda m: "", "aside in brackets"),
+]
+
+
+def _decade(age: int) -> str:
+    names = {1: "teens", 2: "twenties", 3: "thirties", 4: "forties", 5: "fifties", 6: "sixties", 7: "seventies"}
+    return names.get(age // 10, "later years")
+
+
+def generalise(text: str) -> tuple[str, list[Edit]]:
+    """Blur identifying details; each change is listed as an edit."""
+    edits: list[Edit] = []
+
+    def tag_word(match: re.Match[str]) -> str:
+        word = _TAG_WORDS.get(match.group(1), "someone")
+        edits.append(f"generalised {match.group(0)} → {word}")
+        return word
+
+    text = _TAG.sub(tag_word, text)
+    for pattern, replace, what in _GENERALISATIONS:
+        def apply(match: re.Match[str], replace=replace, what=what) -> str:
+            new = replace(match)
+            edits.append(f"generalised {what}: {match.group(0).strip()!r} → {new!r}" if new
+                         else f"dropped {what}: {match.group(0).strip()!r}")
+            lead = " " if match.group(0)[:1].isspace() and new else ""
+            return lead + new
+
+        text = pattern.sub(apply, text)
+    return _tidy(text), edits
+
+
+# --------------------------------------------------------------------------- restructure
+
+_CONTRACTIONS = [
+    ("I'm", "I am"), ("I've", "I have"), ("I'll", "I will"), ("you're", "you are"), ("you've", "you have"),
+    ("we're", "we are"), ("they're", "they are"), ("it's", "it is"), ("that's", "that is"),
+    ("there's", "there is"), ("don't", "do not"), ("doesn't", "does not"), ("didn't", "did not"),
+    ("can't", "cannot"), ("couldn't", "could not"), ("won't", "will not"), ("wouldn't", "would not"),
+    ("isn't", "is not"), ("aren't", "are not"), ("wasn't", "was not"), ("weren't", "were not"),
+    ("haven't", "have not"), ("hasn't", "has not"), ("hadn't", "had not"), ("shouldn't", "should not"),
+]
+_FRONTABLE = {"because", "when", "since", "after", "before", "although", "though", "if", "until", "while",
+              "once", "whenever"}
+_SUBJECT_TO_OBJECT = {"i": "me", "he": "him", "she": "her", "we": "us", "they": "them", "you": "you", "it": "it"}
+_OBJECT_TO_SUBJECT = {"me": "I", "him": "he", "her": "she", "us": "we", "them": "they", "you": "you", "it": "it"}
+
+
+def _case_like(word: str, model: str) -> str:
+    if model[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def toggle_contractions(text: str) -> tuple[str, list[Edit]]:
+    """Expand contractions if the text has any, otherwise contract what can be contracted."""
+    normalised = text.replace("\u2019", "'")
+    expand = any(re.search(rf"\b{re.escape(short)}\b", normalised, re.I) for short, _ in _CONTRACTIONS)
+    edits: list[Edit] = []
+    for short, long in _CONTRACTIONS:
+        src, dst = (short, long) if expand else (long, short)
+        pattern = re.compile(rf"\b{re.escape(src)}\b", re.I)
+
+        def swap(match: re.Match[str], dst=dst) -> str:
+            return dst if dst.startswith("I") else _case_like(dst, match.group(0))
+
+        normalised, n = pattern.subn(swap, normalised)
+        if n:
+            edits.append(f"{'expanded' if expand else 'contracted'} {src!r} → {dst!r}")
+    return (normalised if edits else text), edits
+
+
+def _sentence_text(tokens: list[Any]) -> str:
+    return "".join(t.text_with_ws for t in tokens).strip()
+
+
+def _lower_first(text: str, first_token: Any) -> str:
+    if first_token.text == "I" or first_token.pos_ == "PROPN" or first_token.text.isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _reorder_clause(sent: Any) -> tuple[str, Edit] | None:
+    """Front a final adverbial clause ("X because Y." → "Because Y, X.") or move a fronted one back."""
+    tokens = [t for t in sent]
+    end_punct = tokens[-1].text if tokens[-1].is_punct else ""
+    body = tokens[:-1] if end_punct else tokens
+    for mark in (t for t in body if t.dep_ in ("mark", "advmod") and t.lower_ in _FRONTABLE
+                 and t.head.dep_ == "advcl"):
+        clause = sorted(mark.head.subtree, key=lambda t: t.i)
+        first, last = clause[0].i - sent.start, clause[-1].i - sent.start
+        if first != mark.i - sent.start:
+            continue
+        if last == len(body) - 1 and first > 0:  # final clause → front
+            main = body[:first]
+            while main and main[-1].is_punct:
+                main = main[:-1]
+            if len(main) < 2:
+                return None
+            clause_text = _upper_first(_sentence_text(body[first:]))
+            main_text = _lower_first(_sentence_text(main), main[0])
+            return f"{clause_text}, {main_text}{end_punct}", f"clause order: '{mark.lower_}' clause moved to the front"
+        if first == 0 and last < len(body) - 2:  # fronted clause → back
+            rest = body[last + 1 :]
+            while rest and rest[0].is_punct:
+                rest = rest[1:]
+            if len(rest) < 2:
+                return None
+            main_text = _upper_first(_sentence_text(rest))
+            clause_text = _lower_first(_sentence_text(body[: last + 1]), body[0])
+            return f"{main_text} {clause_text}{end_punct}", f"clause order: '{mark.lower_}' clause moved to the end"
+    return None
+
+
+def _be_form(subject_head: Any, tense: str) -> str:
+    word = subject_head.lower_
+    plural = word in ("we", "they", "you") or subject_head.tag_ in ("NNS", "NNPS")
+    if tense == "past":
+        return "were" if plural else "was"
+    return "am" if word == "i" else "are" if plural else "is"
+
+
+def _passive(sent: Any) -> tuple[str, Edit] | None:
+    """Active → passive for a plain subject–verb–object sentence ("X helped me" → "I was helped by X")."""
+    root = sent.root
+    if root.pos_ != "VERB" or root.tag_ not in ("VBD", "VBZ", "VBP"):
+        return None
+    children = list(root.children)
+    blocking = ("aux", "auxpass", "neg", "nsubjpass", "dative", "ccomp", "xcomp", "conj", "prt")
+    if any(c.dep_ in blocking for c in children):
+        return None
+    subjects = [c for c in children if c.dep_ == "nsubj"]
+    objects = [c for c in children if c.dep_ == "dobj"]
+    if len(subjects) != 1 or len(objects) != 1:
+        return None
+    subject, obj = subjects[0], objects[0]
+    if not (subject.i < root.i < obj.i):
+        return None
+    participle = lexicon.inflect(root.lemma_.lower(), "VBN")
+    if not participle:
+        return None
+    subj_tokens = sorted(subject.subtree, key=lambda t: t.i)
+    obj_tokens = sorted(obj.subtree, key=lambda t: t.i)
+    if subj_tokens[0].i != sent.start:
+        return None  # something precedes the subject (an adverbial): keep it simple, skip
+    tokens = [t for t in sent]
+    end_punct = tokens[-1].text if tokens[-1].is_punct else ""
+    tail = [t for t in sent if t.i > obj_tokens[-1].i and not (t.is_punct and t.i == sent.end - 1)]
+    if obj.lower_ in _OBJECT_TO_SUBJECT and len(obj_tokens) == 1:
+        new_subject = _OBJECT_TO_SUBJECT[obj.lower_]
+    elif obj.pos_ in ("NOUN", "PROPN"):
+        new_subject = _sentence_text(obj_tokens)
+    else:
+        return None
+    if subject.lower_ in _SUBJECT_TO_OBJECT and len(subj_tokens) == 1:
+        agent = _SUBJECT_TO_OBJECT[subject.lower_]
+    elif subject.pos_ in ("NOUN", "PROPN"):
+        agent = _lower_first(_sentence_text(subj_tokens), subj_tokens[0])
+    else:
+        return None
+    tense = "past" if root.tag_ == "VBD" else "present"
+    head_for_be = obj if obj.lower_ not in _OBJECT_TO_SUBJECT else _FakeToken(new_subject.lower())
+    be = _be_form(head_for_be, tense)
+    parts = [_upper_first(new_subject) if new_subject != "I" else "I", be, participle]
+    if tail:
+        parts.append(_sentence_text(tail))
+    parts += ["by", agent]
+    return " ".join(parts) + end_punct, "voice: active → passive"
+
+
+_FRONTABLE_PREPS = frozenset({"at", "in", "on", "after", "before", "during", "since", "around", "throughout",
+                              "within"})
+
+
+def _front_adverbial(sent: Any) -> tuple[str, Edit] | None:
+    """Move a phrase that follows the verb to the front ("I'm awake at 3am again" →
+    "At 3am again, I'm awake"): a change of word order that breaks shared runs."""
+    root = sent.root
+    tokens = [t for t in sent]
+    end_punct = tokens[-1].text if tokens[-1].is_punct else ""
+    body = tokens[:-1] if end_punct else tokens
+    if not body or body[0].i != sent.start or any(c.dep_ == "conj" for c in root.children):
+        return None
+    for child in root.children:
+        # Time and place phrases read naturally at the front; "to"/"for"/"of" phrases do not.
+        frontable = child.dep_ == "npadvmod" or (child.dep_ == "prep" and child.lower_ in _FRONTABLE_PREPS)
+        if child.i <= root.i or not frontable:
+            continue
+        phrase = sorted(child.subtree, key=lambda t: t.i)
+        first, last = phrase[0].i - sent.start, phrase[-1].i - sent.start
+        if last - first < 1 or last - first > 6 or first < 2 or last >= len(body):
+            continue
+        rest = body[:first] + body[last + 1 :]
+        while rest and rest[-1].is_punct:
+            rest = rest[:-1]
+        if len(rest) < 3:
+            continue
+        fronted = _upper_first(_sentence_text(body[first : last + 1]))
+        main = _lower_first(_sentence_text(rest), rest[0])
+        moved = _sentence_text(body[first : last + 1])
+        return f"{fronted}, {main}{end_punct}", f"word order: '{moved}' moved to the front"
+    return None
+
+
+class _FakeToken:
+    """Just enough of a spaCy token for :func:`_be_form` when the subject is a converted pronoun."""
+
+    def __init__(self, lower: str) -> None:
+        self.lower_ = lower
+        self.tag_ = "PRP"
+
+
+def restructure(text: str, nlp: Any, *, voice: bool = True, clauses: bool = True, contractions: bool = True,
+                sentence_order: bool = True) -> tuple[str, list[Edit]]:
+    """Change grammar and word order without changing the words' meaning."""
+    edits: list[Edit] = []
+    doc = nlp(text)
+    sentences = []
+    for sent in doc.sents:
+        new = None
+        if clauses:
+            new = _reorder_clause(sent)
+        if new is None and voice:
+            new = _passive(sent)
+        if new is None and clauses:
+            new = _front_adverbial(sent)
+        if new is None:
+            sentences.append(sent.text.strip())
+        else:
+            sentences.append(new[0])
+            edits.append(new[1])
+    sentences = [s for s in sentences if s]
+    if sentence_order and len(sentences) >= 2 and not _starts_with_reference(sentences[1]):
+        sentences[0], sentences[1] = sentences[1], sentences[0]
+        edits.append("sentence order: first two sentences swapped")
+    result = " ".join(sentences)
+    if contractions:
+        result, more = toggle_contractions(result)
+        edits += more
+    return _tidy(result), edits
+
+
+_REFERENCES = re.compile(r"^(?:it|this|that|they|these|those|he|she|so|but|and|then|also|which|because)\b", re.I)
+
+
+def _starts_with_reference(sentence: str) -> bool:
+    """A sentence opening with a pronoun or connective leans on the one before; keep their order."""
+    return bool(_REFERENCES.match(sentence))
+
+
+def drop_sentence(text: str, nlp: Any, weights: Mapping[str, float], min_words: int = 8
+                  ) -> tuple[str, list[Edit]]:
+    """Drop the sentence that makes the quote most findable (highest total word weight),
+    if at least ``min_words`` words remain: a shorter quote is a weaker search query."""
+    sentences = [sent for sent in nlp(text).sents if sent.text.strip()]
+    if len(sentences) < 2:
+        return text, []
+    scored = [(sum(weights.get(_normal(t.text), 0.0) for t in sent), k) for k, sent in enumerate(sentences)]
+    _, worst = max(scored)
+    kept = [sent.text.strip() for k, sent in enumerate(sentences) if k != worst]
+    if sum(len(s.split()) for s in kept) < min_words:
+        return text, []
+    dropped = sentences[worst].text.strip()
+    return _tidy(" ".join(kept)), [f"dropped sentence: {dropped[:40]!r}{'…' if len(dropped) > 40 else ''}"]
+
+
+# --------------------------------------------------------------------------- phrase swaps
+
+@lru_cache(maxsize=1)
+def _phrase_swaps() -> tuple[dict[str, str], re.Pattern[str] | None]:
+    """rules/disguise/phrase_swaps.tsv as a map and one alternation regex, longest phrase first."""
+    from ..deid.rules import rules_root
+
+    path = rules_root() / "disguise" / "phrase_swaps.tsv"
+    swaps: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise PostkitError("malformed phrase swap (want phrase<TAB>replacement)", path=path, row=number,
+                               fix="one phrase and its rewording per line, separated by a tab")
+        swaps[parts[0].strip().lower()] = parts[1].strip()
+    if not swaps:
+        return swaps, None
+    ordered = sorted(swaps, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(p) for p in ordered) + r")(?![\w'])", re.I)
+    return swaps, pattern
+
+
+def swap_phrases(text: str, within: tuple[int, int] | None = None, limit: int | None = None
+                 ) -> tuple[str, list[Edit]]:
+    """Reword everyday phrases from the swap table in one pass (so a swap is never swapped back).
+
+    ``within`` limits swaps to phrases overlapping that character range; ``limit`` to the
+    first N swaps.
+    """
+    swaps, pattern = _phrase_swaps()
+    if pattern is None:
+        return text, []
+    normalised = text.replace("\u2019", "'")
+    edits: list[Edit] = []
+
+    def swap(match: re.Match[str]) -> str:
+        if within is not None and (match.end() <= within[0] or match.start() >= within[1]):
+            return match.group(0)
+        if limit is not None and len(edits) >= limit:
+            return match.group(0)
+        new = swaps[match.group(0).lower()]
+        new = new if new.startswith("i ") is False else "I" + new[1:]
+        new = new.replace(" i ", " I ").replace(" i'", " I'")
+        new = _case_like(new, match.group(0))
+        edits.append(f"{match.group(0)} → {new}")
+        return new
+
+    result = pattern.sub(swap, normalised)
+    return (result, edits) if edits else (text, [])
+
+
+# --------------------------------------------------------------------------- substitute
+
+def _replacements(token: Any) -> list[str]:
+    """Synonyms for a token, except verbs with a particle ("gave up" must not become "afforded up")."""
+    if any(child.dep_ == "prt" for child in token.children):
+        return []
+    return lexicon.replacements(token)
+
+
+def _normal(word: str) -> str:
+    return word.lower().replace("\u2019", "'")
+
+
+def substitute(
+    text: str,
+    nlp: Any,
+    weights: Mapping[str, float],
+    *,
+    share: float,
+    avoid: set[str] | frozenset[str] = frozenset(),
+) -> tuple[str, list[Edit]]:
+    """Replace the ``share`` (0–1) of replaceable words with the highest ``weights`` by synonyms.
+
+    ``weights`` maps normalised words to how much they make the quote findable (0 for
+    words the source does not contain). A synonym whose words appear in ``avoid`` (the
+    source's words) is skipped, since swapping one shared word for another gains nothing.
+    """
+    doc = nlp(text)
+    options = []
+    for token in doc:
+        weight = weights.get(_normal(token.text), 0.0)
+        if weight <= 0:
+            continue
+        choices = [c for c in _replacements(token) if not (set(_normal(c).split()) & avoid)]
+        if choices:
+            options.append((weight, token.i, choices[0]))
+    if not options:
+        return text, []
+    options.sort(key=lambda o: (-o[0], o[1]))
+    count = max(1, round(share * len(options)))
+    chosen = {i: word for _, i, word in options[:count]}
+    return _rebuild(doc, chosen)
+
+
+def _article(word: str) -> str:
+    """'a' or 'an' before a word, by its sound as far as spelling tells."""
+    lower = word.lower()
+    if lower.startswith(("uni", "use", "usu", "uti", "eu", "one", "once", "ur")):
+        return "a"
+    if lower.startswith(("hour", "honest", "honour", "heir")):
+        return "an"
+    return "an" if lower[:1] in "aeiou" else "a"
+
+
+def _rebuild(doc: Any, chosen: Mapping[int, str]) -> tuple[str, list[Edit]]:
+    """The doc's text with tokens replaced; an 'a'/'an' before a replaced word is re-agreed."""
+    words = {t.i: t.text for t in doc}
+    edits = []
+    for i, new in chosen.items():
+        edits.append(f"{doc[i].text} → {new}")
+        words[i] = new
+        if i > 0 and doc[i - 1].lower_ in ("a", "an") and i - 1 not in chosen:
+            article = _article(new)
+            words[i - 1] = _case_like(article, doc[i - 1].text)
+    return "".join(words[t.i] + t.whitespace_ for t in doc), edits
+
+
+_DROPPABLE = frozenset({"just", "really", "so", "very", "even", "actually", "honestly", "literally", "totally",
+                        "completely", "basically", "quite", "pretty", "still", "exactly", "definitely", "truly"})
+
+
+def _break_window(doc: Any, window: list[Any], avoid: frozenset[str] | set[str], inserted: set[str]
+                  ) -> tuple[str, list[Edit]] | None:
+    """One change inside the window: a synonym, a phrase swap, a dropped filler word or a
+    contraction toggled; ``None`` when none applies."""
+    for token in sorted(window, key=lambda t: (t.is_stop, -len(t.text))):
+        if _normal(token.text) in inserted:
+            continue
+        options = _replacements(token)
+        choices = [c for c in options if not (set(_normal(c).split()) & avoid)] or options
+        if choices:
+            inserted.update(_normal(choices[0]).split())
+            return _rebuild(doc, {token.i: choices[0]})
+    span = (window[0].idx, window[-1].idx + len(window[-1].text))
+    text, edits = swap_phrases(doc.text, within=span, limit=1)
+    if edits:
+        return text, edits
+    for token in window:
+        if token.lower_ in _DROPPABLE and token.dep_ == "advmod":
+            kept = "".join(t.text_with_ws for t in doc if t.i != token.i)
+            return kept, [f"dropped '{token.text}'"]
+    piece = doc.text[span[0] : span[1]]
+    toggled, edits = toggle_contractions(piece)
+    if edits:
+        return doc.text[: span[0]] + toggled + doc.text[span[1] :], edits
+    return None
+
+
+def break_runs(
+    text: str,
+    nlp: Any,
+    find_runs: Callable[[list[str]], list[tuple[int, int]]],
+    *,
+    avoid: set[str] | frozenset[str] = frozenset(),
+    words: Callable[[str], list[str]],
+) -> tuple[str, list[Edit]]:
+    """Change a word inside each findable run until none is left (or nothing more can change).
+
+    ``find_runs`` gets the text's normalised words and returns ``(start, length)`` of the
+    runs a phrase search would find (shared with the source, or anywhere in the corpus).
+    """
+    edits: list[Edit] = []
+    inserted: set[str] = set()  # never re-replace our own replacements (synonym of a synonym drifts)
+    stuck: set[tuple[str, ...]] = set()
+    for _ in range(40):  # each pass changes one run; a long quote needs a few
+        doc = nlp(text)
+        # Compare by the trace check's normalised words so a run here is a run there.
+        word_tokens = [t for t in doc if words(t.text)]
+        seq = [words(t.text)[0] for t in word_tokens]
+        runs = [(s, n) for s, n in find_runs(seq) if tuple(seq[s : s + n]) not in stuck]
+        if not runs:
+            return _tidy(text), edits
+        start, length = runs[0]
+        changed = _break_window(doc, word_tokens[start : start + length], avoid, inserted)
+        if changed is None:
+            stuck.add(tuple(seq[start : start + length]))
+            continue
+        text, more = changed
+        edits += more
+    return _tidy(text), edits
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+([,.!?;:])", r"\1", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    text = re.sub(r"([.!?])\s+([a-z])", lambda m: f"{m.group(1)} {m.group(2).upper()}", text)
+    return text.strip()

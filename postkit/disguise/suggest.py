@@ -1,0 +1,403 @@
+"""Paraphrase suggestions for quotes, each scored by the traceability check and for meaning.
+
+For every quote the suggester
+
+1. measures what makes it findable: each word's contribution to the source post's BM25
+   score (read from the index) plus a boost for words inside 5-word runs shared with
+   the source (what a phrase search finds);
+2. builds candidates with :mod:`postkit.disguise.paraphrase` at increasing strength —
+   synonyms for the most findable third, two thirds or all replaceable words; grammar
+   and word order only; and grammar plus synonyms — with identifying details blurred,
+   and any 5-word run still shared with the source broken;
+3. adds the candidates of any external paraphraser (a Python callable or a command that
+   reads the quote on stdin and writes one candidate per line), scored the same way;
+4. checks every candidate against the corpus index in one batch, scores meaning
+   preservation (:mod:`postkit.disguise.meaning`), and ranks them: disguised before
+   at risk before traceable, then by meaning score, then by fewer edits.
+
+The candidates are suggestions for a human reviewer (``postkit review serve``), never
+published automatically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import PostkitError
+from . import paraphrase
+from .trace import NGRAM, VERDICTS, Thresholds, TraceIndex, words
+
+Paraphraser = Callable[[str], "str | Sequence[str]"]
+DEFAULT_CANDIDATES = 5
+EXTERNAL_TIMEOUT_S = 120
+RUN_BOOST = 0.5  # words in a shared 5-gram get half the top BM25 weight on top of their own
+CANDIDATE_FIELDS = ("text", "verdict", "source_rank", "longest_shared_run", "meaning_score", "edits")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One recipe for a candidate."""
+
+    name: str
+    generalise: bool
+    restructure: bool
+    share: float  # of replaceable words given synonyms, most findable first
+    drop: bool = False  # drop the most findable sentence
+
+
+PLANS = (
+    Plan("synonyms for the most findable third", False, False, 0.34),
+    Plan("synonyms for the most findable two thirds", False, False, 0.67),
+    Plan("synonyms throughout, details blurred", True, False, 1.0),
+    Plan("grammar and word order", True, True, 0.0),
+    Plan("grammar + synonyms for half", True, True, 0.5),
+    Plan("grammar + synonyms throughout", True, True, 1.0),
+    Plan("grammar + synonyms throughout, most findable sentence dropped", True, True, 1.0, drop=True),
+)
+
+
+# --------------------------------------------------------------------------- external paraphrasers
+
+@dataclass(frozen=True)
+class External:
+    """An external paraphraser and the label its candidates carry in ``edits``."""
+
+    label: str
+    run: Paraphraser
+
+
+def python_paraphraser(spec: str) -> External:
+    """``package.module:function`` → a callable taking the quote and returning text(s)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise PostkitError(f"paraphraser {spec!r} is not module:function", fix="e.g. my_team.paraphrase:rewrite")
+    try:
+        function = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PostkitError(f"cannot load paraphraser {spec!r} ({exc})",
+                           fix="install the module in this environment or check the name") from None
+    if not callable(function):
+        raise PostkitError(f"paraphraser {spec!r} is not callable", fix="point at a function")
+    return External(f"external: {spec}", function)
+
+
+def command_paraphraser(command: str, timeout: float = EXTERNAL_TIMEOUT_S) -> External:
+    """A command that reads the quote on stdin and writes one candidate per line on stdout."""
+    argv = shlex.split(command)
+    if not argv:
+        raise PostkitError("the paraphraser command is empty", fix="e.g. --paraphraser-cmd './my_model.sh'")
+
+    def run(text: str) -> list[str]:
+        try:
+            done = subprocess.run(argv, input=text, capture_output=True, text=True, encoding="utf-8",
+                                  timeout=timeout, check=False)
+        except FileNotFoundError:
+            raise PostkitError(f"paraphraser command not found: {argv[0]}",
+                               fix="give the full path or put it on PATH") from None
+        except subprocess.TimeoutExpired:
+            raise PostkitError(f"paraphraser command timed out after {timeout:.0f} s: {command}",
+                               fix="make it faster or raise the timeout") from None
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no error output"])[-1]
+            raise PostkitError(f"paraphraser command failed with exit code {done.returncode}: {last}",
+                               fix="run it by hand with a quote on stdin to see why")
+        return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+    return External(f"external: {argv[0]}", run)
+
+
+def _external_texts(external: External, text: str) -> list[str]:
+    try:
+        produced = external.run(text)
+    except PostkitError:
+        raise
+    except Exception as exc:  # a team's own code: report it as theirs, in one line
+        raise PostkitError(f"{external.label} raised {type(exc).__name__}: {exc}",
+                           fix="fix the paraphraser or leave it out") from None
+    if isinstance(produced, str):
+        produced = [produced]
+    if not isinstance(produced, (list, tuple)) or not all(isinstance(p, str) for p in produced):
+        raise PostkitError(f"{external.label} must return a string or a list of strings",
+                           fix="return the paraphrase text(s)")
+    return [p.strip() for p in produced if p.strip()]
+
+
+# --------------------------------------------------------------------------- suggester
+
+class Suggester:
+    """Builds and ranks candidates for quotes against one corpus index; reuse it across quotes."""
+
+    def __init__(self, index: TraceIndex, thresholds: Thresholds, *, nlp: Any = None, scorer: Any = None,
+                 externals: Sequence[External] = (), n_candidates: int = DEFAULT_CANDIDATES) -> None:
+        from .meaning import MeaningScorer, load_nlp
+
+        self.index = index
+        self.thresholds = thresholds
+        self.nlp = nlp if nlp is not None else load_nlp()
+        self.scorer = scorer if scorer is not None else MeaningScorer(self.nlp)
+        self.externals = list(externals)
+        self.n_candidates = n_candidates
+        self.run = thresholds.max_shared_run + 1
+
+    def weights(self, text: str, source_post_id: str) -> dict[str, float]:
+        """How much each word of the quote makes the source findable (0 = not at all)."""
+        quote = words(text)
+        weights = self.index.term_contributions(source_post_id, quote)
+        vocab = self.index.vocab
+        source = self.index.source_words(source_post_id).tolist()
+        grams = {tuple(source[k : k + NGRAM]) for k in range(len(source) - NGRAM + 1)}
+        ids = [vocab.get(w, -1) for w in quote]
+        boost = RUN_BOOST * max(list(weights.values()) + [1.0])
+        for k in range(len(ids) - NGRAM + 1):
+            if tuple(ids[k : k + NGRAM]) in grams:
+                for word in quote[k : k + NGRAM]:
+                    weights[word] = weights.get(word, 0.0) + boost
+        return weights
+
+    def _source_vocabulary(self, source_post_id: str) -> tuple[list[str], frozenset[str]]:
+        reverse = self._reverse_vocab()
+        source = [reverse[i] for i in self.index.source_words(source_post_id).tolist()]
+        return source, frozenset(source)
+
+    def _reverse_vocab(self) -> dict[int, str]:
+        if not hasattr(self, "_reverse"):
+            self._reverse = {i: w for w, i in self.index.vocab.items()}
+        return self._reverse
+
+    def _run_finder(self, source_words: list[str]) -> Callable[[list[str]], list[tuple[int, int]]]:
+        """Runs a phrase search would find: ``run`` words shared with the source, or a 5-gram in any post."""
+        run = self.run
+        grams = {tuple(source_words[k : k + run]) for k in range(len(source_words) - run + 1)}
+
+        def find(seq: list[str]) -> list[tuple[int, int]]:
+            found = [(k, run) for k in range(len(seq) - run + 1) if tuple(seq[k : k + run]) in grams]
+            if self.thresholds.max_exact_5gram_hits == 0:
+                found += [(k, NGRAM) for k in self.index.found_ngrams(seq)]
+            return sorted(found)
+
+        return find
+
+    def candidates(self, text: str, source_post_id: str) -> list[tuple[str, list[str]]]:
+        """Rule-based and external candidate texts with their edits (unscored, de-duplicated)."""
+        weights = self.weights(text, source_post_id)
+        source_words, source_set = self._source_vocabulary(source_post_id)
+        made: dict[str, list[str]] = {}
+        for plan in PLANS:
+            current, edits = text, []
+            if plan.drop:
+                current, more = paraphrase.drop_sentence(current, self.nlp, weights)
+                if not more:
+                    continue
+                edits += more
+            if plan.generalise:
+                current, more = paraphrase.generalise(current)
+                edits += more
+            if plan.restructure:
+                current, more = paraphrase.restructure(current, self.nlp)
+                edits += more
+            if plan.share >= 0.5:
+                current, more = paraphrase.swap_phrases(current)
+                edits += more
+            if plan.share > 0:
+                current, more = paraphrase.substitute(current, self.nlp, weights, share=plan.share, avoid=source_set)
+                edits += more
+                current, more = paraphrase.break_runs(current, self.nlp, self._run_finder(source_words),
+                                                      avoid=source_set, words=words)
+                edits += more
+            if edits and current.strip() and current != text and current not in made:
+                made[current] = [f"plan: {plan.name}"] + edits
+        for external in self.externals:
+            for produced in _external_texts(external, text):
+                if produced != text and produced not in made:
+                    made[produced] = [external.label]
+        return list(made.items())
+
+    def _rank_key(self, candidate: dict[str, Any]) -> tuple:
+        """Disguised first, by meaning; the rest by how close they come to disguised, so the
+        reviewer starts from the least findable wording."""
+        order = VERDICTS[::-1].index(candidate["verdict"])
+        if candidate["verdict"] == "disguised":
+            return (order, -candidate["meaning_score"], len(candidate["edits"]))
+        rank = candidate["source_rank"] or self.thresholds.search_depth + 1
+        long_run = candidate["longest_shared_run"] > self.thresholds.max_shared_run
+        return (order, candidate["exact_5gram_hits"] > 0, long_run, -rank, -candidate["meaning_score"])
+
+    def suggest(self, quotes: Sequence[dict[str, Any]],
+                on_progress: Callable[[int], Any] | None = None) -> list[dict[str, Any]]:
+        """One row per quote: the original's own check and its ranked candidates."""
+        rows = []
+        for quote in quotes:
+            text = quote["text"] if isinstance(quote.get("text"), str) else ""
+            source = str(quote["source_post_id"])
+            made = self.candidates(text, source) if text.strip() else []
+            batch = [{"quote_id": quote["quote_id"], "source_post_id": source, "text": t}
+                     for t in [text] + [m[0] for m in made]]
+            checked = self.index.check(batch, self.thresholds, n_threads=1)
+            meaning = self.scorer.score(text, [m[0] for m in made]) if made else []
+            candidates = []
+            for (candidate_text, edits), check, sense in zip(made, checked[1:], meaning):
+                candidates.append({
+                    "text": candidate_text, "verdict": check["verdict"], "source_rank": check["source_rank"],
+                    "longest_shared_run": check["longest_shared_run"],
+                    "exact_5gram_hits": check["exact_5gram_hits"],
+                    "distinctive_overlap": check["distinctive_overlap"],
+                    "meaning_score": sense["meaning_score"], "cmo_same": sense["cmo_same"], "edits": edits,
+                })
+            candidates.sort(key=self._rank_key)
+            before = checked[0]
+            rows.append({"quote_id": quote["quote_id"], "source_post_id": source, "text": text,
+                         "verdict": before["verdict"], "source_rank": before["source_rank"],
+                         "longest_shared_run": before["longest_shared_run"],
+                         "candidates": candidates[: self.n_candidates]})
+            if on_progress:
+                on_progress(1)
+        return rows
+
+
+# --------------------------------------------------------------------------- files
+
+OUTPUT_COLUMNS = ("quote_id", "source_post_id", "text", "verdict", "source_rank", "longest_shared_run", "candidates")
+
+
+def suggest_file(
+    quotes_path: str | Path,
+    corpus_path: str | Path,
+    output_path: str | Path | None = None,
+    *,
+    study_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+    thresholds: Thresholds | None = None,
+    externals: Sequence[External] = (),
+    n_candidates: int = DEFAULT_CANDIDATES,
+    on_index_progress: Callable[[int], Any] | None = None,
+    on_quote_progress: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Suggest candidates for every quote; write OUT and/or a review folder (``study_dir``).
+
+    A review folder holds ``suggestions.jsonl`` and the index (``index/``) that
+    ``postkit review serve`` and ``postkit disguise export`` need. Nothing is written
+    unless every quote was processed.
+    """
+    import pandas as pd
+
+    from ..io import OutputSet, jsonable
+    from .study import INDEX_DIR, SUGGESTIONS_FILE
+    from .trace import check_quotes, load_index, load_thresholds, read_quotes
+
+    if output_path is None and study_dir is None:
+        raise PostkitError("nowhere to write the suggestions", fix="pass --output FILE and/or --study DIR")
+    thresholds = thresholds or load_thresholds()
+    frame, records = read_quotes(quotes_path)
+    started = time.perf_counter()
+    if study_dir is not None and index_dir is None:
+        index_dir = Path(study_dir) / INDEX_DIR
+    index, how = load_index(corpus_path, index_dir, on_index_progress)
+    index_seconds = time.perf_counter() - started
+    check_quotes(index, quotes_path, frame, records, thresholds)  # every source known, before the slow part
+
+    started = time.perf_counter()
+    suggester = Suggester(index, thresholds, externals=externals, n_candidates=n_candidates)
+    rows = suggester.suggest(records, on_progress=on_quote_progress)
+    suggest_seconds = time.perf_counter() - started
+
+    inputs = [quotes_path, corpus_path]
+    with OutputSet(inputs=inputs) as outputs:
+        if output_path is not None:
+            result = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
+            result["source_rank"] = result["source_rank"].astype("Int64")
+            writer = outputs.table(output_path)
+            writer.write(result)
+            if writer.columns is None:
+                writer.set_empty_columns(list(OUTPUT_COLUMNS))
+        if study_dir is not None:
+            Path(study_dir).mkdir(parents=True, exist_ok=True)
+            _, temp = outputs.file(Path(study_dir) / SUGGESTIONS_FILE)
+            with open(temp, "w", encoding="utf-8", newline="\n") as handle:
+                for row in rows:
+                    handle.write(json.dumps(jsonable(row), ensure_ascii=False) + "\n")
+    return summarise(rows) | {"posts": len(index), "index": how,
+                              "timings": {"index": round(index_seconds, 3), "suggest": round(suggest_seconds, 3)}}
+
+
+def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Verdict counts before and for each quote's best candidate, and that candidate's mean meaning score."""
+    rows = list(rows)
+    before = {v: 0 for v in VERDICTS}
+    best = {v: 0 for v in VERDICTS} | {"no candidate": 0}
+    meaning = []
+    for row in rows:
+        before[row["verdict"]] += 1
+        if row["candidates"]:
+            top = row["candidates"][0]
+            best[top["verdict"]] += 1
+            meaning.append(top["meaning_score"])
+        else:
+            best["no candidate"] += 1
+    return {"quotes": len(rows), "before": before, "best": best,
+            "best_meaning_mean": round(sum(meaning) / len(meaning), 3) if meaning else None}
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    lines = [f"Paraphrase suggestions: {summary['quotes']} quote{'s' if summary['quotes'] != 1 else ''}"]
+    lines.append(f"  {'verdict':<13}{'original':>9}{'best candidate':>16}")
+    for verdict in (*VERDICTS, "no candidate"):
+        lines.append(f"  {verdict:<13}{summary['before'].get(verdict, 0):>9}{summary['best'].get(verdict, 0):>16}")
+    if summary.get("best_meaning_mean") is not None:
+        lines.append(f"  mean meaning score of the best candidates: {summary['best_meaning_mean']:.3f}")
+    if "posts" in summary:
+        lines.append(f"  searched {summary['posts']} posts (index {summary.get('index', '?')})")
+    lines.append("  Candidates are suggestions: review and approve them in `postkit review serve`.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- quotes from a sample
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def excerpt(text: str, max_words: int = 45, min_words: int = 15) -> str:
+    """The opening sentences of a post, as a researcher might quote it: whole sentences,
+    at least ``min_words`` words when the post has them, at most ``max_words`` (a single
+    longer first sentence is cut at a word boundary)."""
+    chosen: list[str] = []
+    count = 0
+    text = " ".join(text.split())  # a printed quote is one paragraph
+    for sentence in _SENTENCE_END.split(text):
+        n = len(sentence.split())
+        if chosen and count + n > max_words:
+            break
+        chosen.append(sentence)
+        count += n
+        if count >= min_words:
+            break
+    quote = " ".join(chosen)
+    tokens = quote.split()
+    return " ".join(tokens[:max_words]) if len(tokens) > max_words else quote
+
+
+def quotes_from_posts(posts: Iterable[dict[str, Any]], n: int, max_words: int = 45) -> list[dict[str, Any]]:
+    """Verbatim excerpts of the first ``n`` posts (by ``sample_rank`` when present), as quotes to disguise.
+
+    For demos and for a first pass: in a real study the researchers choose the
+    illustrative quotes themselves and pass them as a file.
+    """
+    ordered = sorted(posts, key=lambda p: (p.get("sample_rank") is None, p.get("sample_rank") or 0))
+    quotes = []
+    for post in ordered:
+        text = post.get("text")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        quotes.append({"quote_id": f"Q{len(quotes) + 1:03d}", "source_post_id": str(post["post_id"]),
+                       "text": excerpt(text, max_words)})
+        if len(quotes) == n:
+            break
+    return quotes

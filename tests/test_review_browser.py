@@ -1,0 +1,173 @@
+"""The review app in headless Chromium: disguise a quote, approve it, code an excerpt.
+
+Uses the system Chromium (scripts/test.sh installs Debian's package), never a browser
+downloaded by `playwright install`. Every request the page makes must go to the app on
+127.0.0.1: the page works offline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from review_fixtures import (
+    AT_RISK_1,
+    DISGUISED_1,
+    SOURCE_1,
+    make_study_folder,
+    running_app,
+)
+
+from postkit.coding.store import CodingStore
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+CHROMIUM = _chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install chromium; "
+                                                          "scripts/test.sh does it)")
+SCREENSHOT = Path("/tmp/review.png")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    with running_app(make_study_folder(tmp_path_factory.mktemp("study") / "study")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    """A fresh page (own localStorage) that records every URL it requests."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    opened = context.new_page()
+    opened.set_default_timeout(8_000)
+    opened.requested = []
+    opened.on("request", lambda request: opened.requested.append(request.url))
+    opened.script_errors = []  # (the browser also logs the API's deliberate 4xx answers; those are fine)
+    opened.on("pageerror", lambda exc: opened.script_errors.append(str(exc)))
+    yield opened
+    outside = [url for url in opened.requested if not url.startswith(app.url)]
+    context.close()
+    assert opened.requested and not outside, f"requests outside the app: {outside}"
+    assert not opened.script_errors
+
+
+def test_disguise_approve_and_reload(page, app):
+    page.goto(app.url)
+    page.fill("#reviewer", "alice")
+    expect(page.locator("#quote-list li")).to_have_count(2)
+    expect(page.locator("#quote-id")).to_have_text("q1")
+    expect(page.locator("#original")).to_have_text(SOURCE_1)
+    expect(page.locator('#quote-list li[data-quote="q1"] .badge')).to_have_text("pending")
+
+    # Candidates: verdicts shown, shared content words highlighted (function words such as
+    # "after" are not: they would hide the words worth changing).
+    candidates = page.locator("#candidates button.candidate")
+    expect(candidates).to_have_count(3)
+    expect(candidates.nth(0).locator(".verdict")).to_have_text("traceable")
+    expect(candidates.nth(2).locator(".verdict")).to_have_text("at risk")
+    expect(candidates.nth(2).locator("mark")).to_have_count(0)
+    expect(candidates.nth(1).locator("mark").first).to_have_text("GP")
+    expect(candidates.nth(0).locator("mark.run")).to_have_count(1)
+
+    # Prefilled with the best candidate; clicking the verbatim one loads it: traceable.
+    expect(page.locator("#draft")).to_have_value(AT_RISK_1)
+    candidates.nth(0).click()
+    expect(page.locator("#verdict")).to_have_text("traceable")
+    expect(page.locator("#preview mark.run")).to_have_count(1)
+    expect(page.locator("#approve")).to_be_disabled()
+
+    # Rewrite it; the server re-checks as you type (debounced) until it is disguised.
+    checks_before = sum(url.endswith("/api/check") for url in page.requested)
+    page.fill("#draft", DISGUISED_1[:-12])
+    page.locator("#draft").press_sequentially(DISGUISED_1[-12:], delay=15)
+    expect(page.locator("#verdict")).to_have_text("disguised")
+    expect(page.locator("#preview mark")).to_have_count(0)
+    expect(page.locator("#scores")).to_contain_text("not found")
+    assert sum(url.endswith("/api/check") for url in page.requested) - checks_before < 6  # not one per key
+
+    # The server refuses a traceable approval even if the button is forced; the page shows why.
+    page.fill("#note", "no shared words left; meaning kept")
+    expect(page.locator("#approve")).to_be_enabled()
+    page.click("#approve")
+    expect(page.locator("#quote-status")).to_have_text("approved")
+    expect(page.locator("#decision .note-text")).to_have_text("no shared words left; meaning kept")
+
+    page.reload()
+    expect(page.locator("#reviewer")).to_have_value("alice")  # remembered
+    expect(page.locator("#quote-status")).to_have_text("approved")
+    expect(page.locator("#decision")).to_contain_text("by alice")
+    expect(page.locator("#decision .note-text")).to_have_text("no shared words left; meaning kept")
+    expect(page.locator("#draft")).to_have_value(DISGUISED_1)
+    expect(page.locator('#quote-list li[data-quote="q1"] .badge')).to_have_text("approved")
+    expect(page.locator("#verdict")).to_have_text("disguised")
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # Next quote: a traceable text cannot be approved, even by forcing the button.
+    page.click("#quote-next")
+    expect(page.locator("#quote-id")).to_have_text("q2")
+    page.fill("#draft", "the night shift at the warehouse makes my sleep and my mood so much worse")
+    expect(page.locator("#verdict")).to_have_text("traceable")
+    page.evaluate("document.getElementById('approve').disabled = false")
+    page.click("#approve")
+    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#error-message")).to_contain_text("cannot approve")
+    expect(page.locator("#quote-status")).to_have_text("pending")
+    page.fill("#note", "too close to the source")
+    page.click("#reject")
+    expect(page.locator("#quote-status")).to_have_text("rejected")
+    expect(page.locator('#quote-list li[data-quote="q2"] .badge')).to_have_text("rejected")
+
+
+def test_unknown_quote_and_missing_name_are_explained(page, app):
+    page.goto(app.url + "#/quotes/nope")
+    expect(page.locator("#error-message")).to_contain_text("unknown quote nope")
+    expect(page.locator("#quote-id")).to_have_text("q1")
+    expect(page.locator("#reviewer")).to_have_value("")
+    expect(page.locator("#reject")).to_be_disabled()
+    expect(page.locator("#decide-hint")).to_contain_text("Enter your name")
+
+
+def test_coding_page_accepts_a_code(page, app):
+    page.goto(app.url)
+    page.fill("#reviewer", "carol")
+    page.click("#nav-coding")
+    expect(page.locator("#excerpt-id")).to_have_text("p36")
+    expect(page.locator("#excerpt-text mark.evidence")).to_have_count(1)
+    code = page.locator('#codes li[data-code="SE-C5"]')
+    expect(code).to_contain_text("Peers with lived experience")
+    expect(code.locator(".mine")).to_have_text("not decided")
+    code.locator("textarea.memo").fill("they had been through it too")
+    code.get_by_role("button", name="Accept").click()
+    expect(code.locator(".mine")).to_have_text("you: accepted")
+    expect(page.locator('#excerpt-list li[data-unit="p36"] .badge')).to_have_text("1 to review")
+
+    page.reload()
+    code = page.locator('#codes li[data-code="SE-C5"]')
+    expect(code.locator(".mine")).to_have_text("you: accepted")
+    expect(code.locator("textarea.memo")).to_have_value("they had been through it too")
+    page.fill("#reviewer", "dave")  # another coder sees none of carol's decisions
+    page.locator("#reviewer").blur()
+    expect(code.locator(".mine")).to_have_text("not decided")
+
+    with CodingStore(app.study.store_path) as store:
+        codings = store.codings()
+    assert codings[["unit_id", "coder", "code_id", "action", "memo"]].values.tolist() == [
+        ["p36", "carol", "SE-C5", "accept", "they had been through it too"]]
