@@ -59,6 +59,14 @@ def test_generalise_blurs_identifying_details():
     assert len(edits) >= 4
 
 
+def test_every_candidate_drops_identifiers_a_raw_quote_may_hold():
+    text, edits = paraphrase.generalise("@rainypenguin_66 ring me on 07700 900893 or see https://x.org/a. 3 years on",
+                                        details=False)
+    assert "rainypenguin" not in text and "07700" not in text and "x.org" not in text
+    assert "3 years" in text  # details are blurred only when asked
+    assert text.endswith("a website. 3 years on") and len(edits) == 3
+
+
 def test_contractions_expand_or_contract():
     expanded, edits = paraphrase.toggle_contractions("I'm tired and I don't sleep.")
     assert expanded == "I am tired and I do not sleep." and edits

@@ -50,7 +50,8 @@ _TAG_WORDS = {
     "AGE": "my age", "EMAIL": "email", "PHONE": "phone", "URL": "a website", "NHS_NUMBER": "my details",
     "NI_NUMBER": "my details", "FORUM": "this forum",
 }
-_GENERALISATIONS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str], str]] = [
+_Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str], str]
+_GENERALISATIONS: list[_Rule] = [
     (re.compile(rf"\b(?:for|over|about|nearly|almost)?\s*{_NUMBER_WORDS}\s+{_UNITS}\b", re.I),
      lambda m: ("a few " if m.group(1).lower() not in ("times",) else "several ")
      + (m.group(1) if m.group(1).endswith("s") else m.group(1) + "s"),
@@ -61,6 +62,15 @@ _GENERALISATIONS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str], st
     (re.compile(rf"\b(?:in|since|last|this)\s+{_MONTHS}\b(?:\s+\d{{4}})?", re.I), lambda m: "a while ago", "month"),
     (re.compile(r"\s*\([^()]{1,80}\)"), lambda m: "", "aside in brackets"),
 ]
+# Identifiers a de-identified quote should not have, but a raw one may: every candidate
+# drops them, whatever else it changes (fail closed).
+_IDENTIFIERS: list[_Rule] = [
+    (re.compile(r"\s*(?<![\w.])@[A-Za-z0-9_.]{2,}"), lambda m: "", "@-mention"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), lambda m: "email", "email address"),
+    (re.compile(r"(?:\+44\s?(?:\(0\)\s?)?|\b0)\d{2,4}[\s-]?\d{3,4}[\s-]?\d{3,4}\b"), lambda m: "my number",
+     "phone number"),
+    (re.compile(r"\b(?:https?://|www\.)\S*[^\s.,!?;:)]", re.I), lambda m: "a website", "web address"),
+]
 
 
 def _decade(age: int) -> str:
@@ -68,8 +78,10 @@ def _decade(age: int) -> str:
     return names.get(age // 10, "later years")
 
 
-def generalise(text: str) -> tuple[str, list[Edit]]:
-    """Blur identifying details; each change is listed as an edit."""
+def generalise(text: str, details: bool = True) -> tuple[str, list[Edit]]:
+    """Drop identifiers (de-identification tags, @-mentions, emails, web addresses) and, with
+    ``details``, blur identifying details (durations, ages, days, months, asides); each
+    change is listed as an edit."""
     edits: list[Edit] = []
 
     def tag_word(match: re.Match[str]) -> str:
@@ -78,7 +90,7 @@ def generalise(text: str) -> tuple[str, list[Edit]]:
         return word
 
     text = _TAG.sub(tag_word, text)
-    for pattern, replace, what in _GENERALISATIONS:
+    for pattern, replace, what in _IDENTIFIERS + (_GENERALISATIONS if details else []):
         def apply(match: re.Match[str], replace=replace, what=what) -> str:
             new = replace(match)
             edits.append(f"generalised {what}: {match.group(0).strip()!r} → {new!r}" if new
@@ -371,9 +383,11 @@ def swap_phrases(text: str, within: tuple[int, int] | None = None, limit: int | 
         if limit is not None and len(edits) >= limit:
             return match.group(0)
         new = swaps[match.group(0).lower()]
-        new = new if new.startswith("i ") is False else "I" + new[1:]
+        new = ("I" + new[1:]) if new.startswith(("i ", "i'")) else new
         new = new.replace(" i ", " I ").replace(" i'", " I'")
-        new = _case_like(new, match.group(0))
+        before = match.string[: match.start()].rstrip()
+        if not before or before[-1] in ".!?":  # sentence start: capitalise like any first word
+            new = _upper_first(new)
         edits.append(f"{match.group(0)} → {new}")
         return new
 
@@ -384,8 +398,12 @@ def swap_phrases(text: str, within: tuple[int, int] | None = None, limit: int | 
 # --------------------------------------------------------------------------- substitute
 
 def _replacements(token: Any) -> list[str]:
-    """Synonyms for a token, except verbs with a particle ("gave up" must not become "afforded up")."""
+    """Synonyms for a token, except verbs with a particle ("gave up" must not become "afforded up")
+    and capitalised words inside a sentence, which are usually names NER missed ("Talking
+    Therapies"): renaming a service would misreport it, so they are left alone (fail closed)."""
     if any(child.dep_ == "prt" for child in token.children):
+        return []
+    if token.text[:1].isupper() and not token.is_sent_start and token.text != "I":
         return []
     return lexicon.replacements(token)
 

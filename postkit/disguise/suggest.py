@@ -198,9 +198,8 @@ class Suggester:
                 if not more:
                     continue
                 edits += more
-            if plan.generalise:
-                current, more = paraphrase.generalise(current)
-                edits += more
+            current, more = paraphrase.generalise(current, details=plan.generalise)
+            edits += more
             if plan.restructure:
                 current, more = paraphrase.restructure(current, self.nlp)
                 edits += more

@@ -302,9 +302,25 @@ def make_server(study: Any, port: int = DEFAULT_PORT) -> ReviewServer:
         raise
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl+C and SIGTERM stop the server cleanly (store closed), even when the process was
+    started with SIGINT ignored, as background jobs of a non-interactive shell are."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 def serve(study: Any, port: int = DEFAULT_PORT, *, open_browser: bool = True,
           on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve ``study`` until Ctrl+C; ``on_ready(url)`` is called once the port is bound."""
+    """Serve ``study`` until Ctrl+C (or SIGTERM); ``on_ready(url)`` is called once the port is bound."""
+    _stop_on_signals()
     server = make_server(study, port)
     try:
         if on_ready is not None:
