@@ -192,7 +192,8 @@ def disguise_stage(context: StageContext, config: dict[str, Any]) -> StageResult
     output = context.folder / "suggestions.jsonl"
     with context.progress("disguise", None, "quotes") as advance:
         summary = suggest_file(quotes, corpus, None, study_dir=context.folder,
-                               n_candidates=int(config.get("candidates", 5)), on_quote_progress=advance)
+                               n_candidates=int(config.get("candidates", 5)), on_quote_progress=advance,
+                               corpus_columns=study.column_map if corpus == study.posts else None)
     context.echo(render_summary(summary))
     context.echo(f"Review the candidates: postkit review serve {context.final_run_folder}")
     files = {"suggestions": output} | ({"quotes": quotes} if quotes.parent == context.folder else {})

@@ -167,6 +167,19 @@ def test_disguise_stage_makes_a_review_folder_and_reruns_keep_human_decisions(co
         assert reopened.quote(quote["quote_id"])["status"]["note"] == "keep this"
 
 
+def test_disguise_stage_searches_a_forum_with_its_own_column_names(corpus, tmp_path):
+    import pandas as pd
+
+    posts = pd.read_csv(corpus["posts"], dtype=str, keep_default_na=False).rename(columns={"text": "body"})
+    posts.to_csv(corpus["posts"], index=False)
+    text = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
+    text = text.replace('consent = "consent.csv"', 'consent = "consent.csv"\ncolumns = { text = "body" }')
+    study = write_study(corpus, text + "\n[disguise]\nquotes_from_sample = 1\n")
+    result = invoke("run", study, "--output", tmp_path / "run")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "Paraphrase suggestions: 1 quote" in result.output
+
+
 def test_disguise_stage_needs_one_quote_source(corpus, tmp_path):
     text = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
     study = write_study(corpus, text + "\n[disguise]\ncandidates = 3\n")

@@ -279,6 +279,7 @@ def suggest_file(
     n_candidates: int = DEFAULT_CANDIDATES,
     on_index_progress: Callable[[int], Any] | None = None,
     on_quote_progress: Callable[[int], Any] | None = None,
+    corpus_columns: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Suggest candidates for every quote; write OUT and/or a review folder (``study_dir``).
 
@@ -299,7 +300,7 @@ def suggest_file(
     started = time.perf_counter()
     if study_dir is not None and index_dir is None:
         index_dir = Path(study_dir) / INDEX_DIR
-    index, how = load_index(corpus_path, index_dir, on_index_progress)
+    index, how = load_index(corpus_path, index_dir, on_index_progress, corpus_columns)
     index_seconds = time.perf_counter() - started
     check_quotes(index, quotes_path, frame, records, thresholds)  # every source known, before the slow part
 

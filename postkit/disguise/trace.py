@@ -591,12 +591,15 @@ def load_index(
     corpus_path: str | Path,
     index_dir: str | Path | None = None,
     on_progress: ProgressFn | None = None,
+    column_map: Mapping[str, str] | None = None,
 ) -> tuple[TraceIndex, str]:
     """The corpus's index: from ``index_dir`` when it was built from this exact file, else built
-    (and saved there). Returns ``(index, "cached" | "built")``."""
+    (and saved there). Returns ``(index, "cached" | "built")``. ``column_map`` maps postkit's
+    names (post_id, text) to the corpus's own columns."""
     from ..io import open_table
 
-    corpus_reader = open_table(corpus_path, required=("post_id", "text"))
+    corpus_reader = open_table(corpus_path, required=("post_id", "text"),
+                               column_map=dict(column_map) if column_map else None)
     fingerprint = fingerprint_file(corpus_path)
     if index_dir is not None and TraceIndex.cached_fingerprint(index_dir) == fingerprint:
         return TraceIndex.load(index_dir), "cached"
