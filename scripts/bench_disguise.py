@@ -86,6 +86,18 @@ def main() -> None:
         print(f"| ... share with meaning score >= 0.7 | {sum(m >= 0.7 for m in meaning) / len(meaning):.1%} |")
         print(f"| ... CMO suggestion unchanged | {sum(c['cmo_same'] for c in disguised_best) / len(disguised_best):.1%} |")
     print(f"\nbest-candidate verdicts: {dict(Counter(c['verdict'] for c in best))}")
+    thresholds = Thresholds()
+    blockers = Counter()
+    for c in best:
+        if c["verdict"] == "disguised":
+            continue
+        if c["source_rank"] is not None and c["source_rank"] <= thresholds.top_k:
+            blockers["source in top 20"] += 1
+        if c["longest_shared_run"] > thresholds.max_shared_run:
+            blockers["shared run of 5+"] += 1
+        if c["exact_5gram_hits"] > thresholds.max_exact_5gram_hits:
+            blockers["5-gram found in corpus"] += 1
+    print(f"what keeps the other best candidates from disguised (a candidate may have several): {dict(blockers)}")
     for row in rows[: args.show]:
         top = row["candidates"][0] if row["candidates"] else None
         print(f"\n{row['quote_id']} ({row['verdict']}, rank {row['source_rank']}): {row['text']}")

@@ -59,6 +59,11 @@ def test_generalise_blurs_identifying_details():
     assert len(edits) >= 4
 
 
+def test_medicine_names_are_generalised():
+    text, edits = paraphrase.generalise("Mirtazapine knocks me out. My sertraline dose went up.")
+    assert text == "My medication knocks me out. My medication dose went up." and len(edits) == 2
+
+
 def test_every_candidate_drops_identifiers_a_raw_quote_may_hold():
     text, edits = paraphrase.generalise("@rainypenguin_66 ring me on 07700 900893 or see https://x.org/a. 3 years on",
                                         details=False)

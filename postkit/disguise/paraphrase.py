@@ -78,6 +78,37 @@ def _decade(age: int) -> str:
     return names.get(age // 10, "later years")
 
 
+@lru_cache(maxsize=1)
+def _medications() -> re.Pattern[str] | None:
+    """Medicine names from de-identification's allow-list (rules/deid/allow_medications.txt):
+    a named drug is a rare word that makes a quote easy to search for."""
+    from ..deid.rules import read_word_list, rules_root
+
+    names = sorted({n.lower() for n in read_word_list(rules_root() / "deid" / "allow_medications.txt")
+                    if n.strip()}, key=len, reverse=True)
+    if not names:
+        return None
+    return re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in names) + r")(?![\w-])", re.I)
+
+
+def _generalise_medications(text: str, edits: list[Edit]) -> str:
+    pattern = _medications()
+    if pattern is None:
+        return text
+
+    def swap(match: re.Match[str]) -> str:
+        before = text[: match.start()].rstrip().lower()
+        word = "my medication"
+        if re.search(r"\b(?:my|the|on|of|this|that|some|new)$", before):
+            word = "medication"
+        if not before or before[-1] in ".!?":
+            word = _upper_first(word)
+        edits.append(f"generalised medicine name: {match.group(0)!r} → {word!r}")
+        return word
+
+    return pattern.sub(swap, text)
+
+
 def generalise(text: str, details: bool = True) -> tuple[str, list[Edit]]:
     """Drop identifiers (de-identification tags, @-mentions, emails, web addresses) and, with
     ``details``, blur identifying details (durations, ages, days, months, asides); each
@@ -90,6 +121,8 @@ def generalise(text: str, details: bool = True) -> tuple[str, list[Edit]]:
         return word
 
     text = _TAG.sub(tag_word, text)
+    if details:
+        text = _generalise_medications(text, edits)
     for pattern, replace, what in _IDENTIFIERS + (_GENERALISATIONS if details else []):
         def apply(match: re.Match[str], replace=replace, what=what) -> str:
             new = replace(match)
@@ -494,6 +527,37 @@ def _break_window(doc: Any, window: list[Any], avoid: frozenset[str] | set[str],
     toggled, edits = toggle_contractions(piece)
     if edits:
         return doc.text[: span[0]] + toggled + doc.text[span[1] :], edits
+    for token in window:  # "I thought that I was" -> "I thought I was"
+        if token.lower_ == "that" and token.dep_ == "mark" and token.i > 0:
+            return "".join(t.text_with_ws for t in doc if t.i != token.i), ["dropped 'that'"]
+    return _intensify(doc, window)
+
+
+# Inserted before an adjective or a main verb, these barely change what is said (spaCy
+# counts them as stopwords, so the meaning score ignores them) but break a verbatim run.
+_INTENSIFIERS = {"ADJ": ("really", "quite"), "VERB": ("really", "actually")}
+_MAX_INSERTIONS = 2
+_NOT_GRADABLE = frozenset({"only", "same", "other", "own", "first", "last", "next", "whole", "main", "such", "few",
+                           "many", "several", "more", "most", "less", "least", "previous", "entire", "single"})
+
+
+def _intensify(doc: Any, window: list[Any]) -> tuple[str, list[Edit]] | None:
+    """Insert an intensifier inside the window, at most twice per text, never twice in a row."""
+    inserted = sum(1 for t in doc if t.lower_ in ("really", "quite", "actually"))
+    if inserted >= _MAX_INSERTIONS:
+        return None
+    for token in window[1:]:
+        options = _INTENSIFIERS.get(token.pos_)
+        if token.lower_ in _NOT_GRADABLE:
+            continue
+        if not options or token.dep_ in ("aux", "auxpass") or token.tag_ in ("VBG", "VBN") and token.pos_ == "VERB":
+            continue
+        previous = doc[token.i - 1]
+        if previous.pos_ == "ADV" or previous.is_punct:
+            continue
+        word = options[inserted % len(options)]
+        text = "".join(t.text_with_ws if t.i != token.i else f"{word} {t.text_with_ws}" for t in doc)
+        return text, [f"added '{word}' before '{token.text}'"]
     return None
 
 
