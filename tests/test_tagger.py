@@ -192,3 +192,39 @@ def test_sentence_units_keep_posts_without_text(tmp_path):
     out = read_table(tmp_path / "out.csv")
     assert set(out["post_id"]) == {"p1", "p2"}
     assert out[out["post_id"] == "p2"]["suggestions"].tolist() == ["[]"]
+
+
+def test_helping_others_families(tagger: Tagger) -> None:
+    # The user encourages / advises others: helping others, not self-efficacy.
+    for text in ("I try to encourage other members when they first post.",
+                 "I love helping the new ones find their feet."):
+        suggestions = tagger.suggest([text])[0]
+        assert next(iter(area_scores(suggestions))) == "helping_others", text
+        assert suggestions[0]["polarity"] == "positive"
+    # "helped a lot" / "the other day" are not the user helping others.
+    for text in ("It helped a lot, thanks.", "Reading this helped the other day."):
+        assert not any(s["code_id"] == "HO-C2" for s in tagger.suggest([text])[0]), text
+
+
+def test_harm_from_helping_outranks_the_helping(tagger: Tagger) -> None:
+    # A tie between a resource and an outcome of opposite direction goes to the outcome.
+    for text in ("I've been so busy supporting others on here that I've stopped looking after myself.",
+                 "Spent my whole evening supporting others and neglected myself again."):
+        top = tagger.suggest([text])[0][0]
+        assert (top["area"], top["polarity"]) == ("helping_others", "negative"), text
+
+
+def test_idiom_is_not_evidence(tagger: Tagger) -> None:
+    suggestions = tagger.suggest(["I can't say it to my therapist, let alone my mates."])[0]
+    assert not any(ev["text"].lower() == "alone" for s in suggestions for ev in s["evidence"])
+    assert any(s["area"] == "catharsis_sense_making" for s in suggestions)
+    # "alone" on its own is still evidence.
+    assert any(s["code_id"] == "UA-C10" for s in tagger.suggest(["I feel so alone."])[0])
+
+
+def test_area_lexicon_breadth(tagger: Tagger) -> None:
+    # Weak but specific area vocabulary still gives the area a (low-scoring) suggestion.
+    ua = tagger.suggest(["Such kindness and empathy in this place."])[0]
+    assert next(iter(area_scores(ua))) == "understanding_acceptance"
+    cs = tagger.suggest(["Some things I only put down privately, raw and unfiltered."])[0]
+    assert next(iter(area_scores(cs))) == "catharsis_sense_making"

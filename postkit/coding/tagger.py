@@ -109,6 +109,12 @@ _COUNTERPARTS: dict[str, str] = {
     "CS-C7": "CS-C11",   # "not easier to share" -> holding back
 }
 
+# Fixed expressions in which a one-word cue does not carry its cue meaning: the word -> the
+# words that, right before it, make it part of such an expression ("let alone my mates").
+_IDIOMS: dict[str, frozenset[str]] = {
+    "alone": frozenset({"let"}),
+}
+
 _SPACY_READY = False
 
 
@@ -276,6 +282,8 @@ class Tagger:
         for match_id, s, e in self._raw_matches(doc):
             if s < start_tok or e > end_tok:
                 continue
+            if e - s == 1 and s > 0 and doc[s - 1].lower_ in _IDIOMS.get(doc[s].lower_, ()):
+                continue
             if match_id in self._keys:
                 target, (code_id, kind) = matches, self._keys[match_id]
             elif match_id in self._lex_keys:
@@ -344,7 +352,10 @@ class Tagger:
             entry["score"] = round(1.0 - entry.pop("_miss"), 4)
             entry["evidence"].sort(key=lambda ev: (ev["start"], ev["end"]))
             suggestions.append(entry)
-        suggestions.sort(key=lambda d: (-d["score"], d["evidence"][0]["start"], d["code_id"]))
+        # Ties go to outcome codes (the outcome is what sets a pathway's direction: "so busy
+        # supporting others that I stopped looking after myself"), then to the earlier evidence.
+        suggestions.sort(key=lambda d: (-d["score"], self.codes[d["code_id"]].kind != "outcome",
+                                        d["evidence"][0]["start"], d["code_id"]))
         return suggestions
 
     def _raw_matches(self, doc: Any) -> list[tuple[int, int, int]]:
