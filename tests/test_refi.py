@@ -165,14 +165,19 @@ def test_memos_become_notes_linked_from_codings(qdpx):
     data = refi.read_qdpx(qdpx[0])
     notes = {n["guid"]: n for n in data["notes"]}
     assert sorted(n["text"] for n in notes.values()) == sorted(
-        ['Clear <cue> & "quote" ✓', "multi\nline memo", "whole post"])
+        ['Clear <cue> & "quote" ✓', "multi\nline memo", "whole post", "no, just venting", "changed my mind"])
     linked = {c["text"]: [notes[g]["text"] for g in c["notes"]] for c in data["codings"] if c["notes"]}
     assert linked[U1] == ['Clear <cue> & "quote" ✓']
     assert linked[P2] == ["whole post"]
     assert notes[next(g for c in data["codings"] if c["text"] == U2 for g in c["notes"])]["user"] == "Bérénice"
-    # memos of rejected codings are not exported
-    assert all(n["text"] not in ("no, just venting", "changed my mind") for n in notes.values())
-    assert qdpx[1]["notes"] == 3
+    # memos on rejected codes are kept too, as notes on the post (no coding carries them)
+    coding_notes = {g for c in data["codings"] for g in c["notes"]}
+    rejected = {n["text"]: n for n in notes.values() if n["guid"] not in coding_notes}
+    assert sorted(rejected) == ["changed my mind", "no, just venting"]
+    assert rejected["no, just venting"]["user"] == "alice"
+    p1 = next(src for src in data["sources"] if src["name"] == "p1")
+    assert sorted(notes[g]["text"] for g in p1["notes"]) == ["changed my mind", "no, just venting"]
+    assert qdpx[1]["notes"] == 5
 
 
 def test_both_coders_are_users(qdpx):

@@ -11,7 +11,9 @@ namespaces ``urn:QDA-XML:codebook:1.0`` and ``urn:QDA-XML:project:1.0``):
   codebook, and gives each post a ``<TextSource plainTextPath="internal://<guid>.txt">`` with one
   ``<PlainTextSelection>`` per (excerpt, coder) carrying that coder's **confirmed** codings only
   (latest decision accept/add; rejected codes and unconfirmed suggestions are never exported).
-  Memos of exported codings become ``<Note>``\\ s linked from their ``<Coding>`` by ``<NoteRef>``.
+  Memos of exported codings become ``<Note>``\\ s linked from their ``<Coding>`` by ``<NoteRef>``;
+  memos on *rejected* codes (why a coder said no: often the most useful memo for the codebook)
+  become Notes linked from the post's ``<TextSource>``, named "Memo (rejected …)".
 
 Positions are Unicode code point offsets into the source text, end exclusive (a Python
 ``text[start:end]``).  Excerpts store the whole post text plus the unit's offsets in it (see
@@ -264,6 +266,12 @@ def _build_project(store: Any, codebook: Any, name: str, origin: str,
         key = units[str(row["unit_id"])][0]
         grouped.setdefault(key, {}).setdefault(str(row["unit_id"]), {}).setdefault(str(row["coder"]), []).append(row)
 
+    # Memos on rejected/removed codes: source -> [rows], kept as source-level notes.
+    rejected_memos: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in sorted(codings, key=lambda r: (str(r["unit_id"]), str(r["coder"]), str(r["code_id"]))):
+        if not bool(row["applied"]) and not _missing(row.get("memo")) and str(row["memo"]).strip():
+            rejected_memos.setdefault(units[str(row["unit_id"])][0], []).append(row)
+
     ids = _source_ids(sources)
     files: dict[str, bytes] = {}
     notes: list[ET.Element] = []
@@ -311,6 +319,17 @@ def _build_project(store: Any, codebook: Any, name: str, origin: str,
                         _sub(note, ns, "PlainTextContent", memo)
                         notes.append(note)
                         counts["notes"] += 1
+        for row in rejected_memos.get(key, []):
+            unit_id, coder, code_id = str(row["unit_id"]), str(row["coder"]), str(row["code_id"])
+            when = _timestamp(row["decided_at"])
+            note_guid = guid("note-rejected", unit_id, coder, code_id)
+            _sub(src, ns, "NoteRef", targetGUID=note_guid)
+            note = ET.Element("Note", {
+                "guid": note_guid, "name": _xml_text(f"Memo (rejected {code_id}): {coder} on {unit_id}"),
+                "creatingUser": users[coder], **({"creationDateTime": when} if when else {})})
+            _sub(note, ns, "PlainTextContent", str(row["memo"]).strip())
+            notes.append(note)
+            counts["notes"] += 1
     if counts["sources"]:
         root.append(sources_el)
     if notes:
@@ -352,7 +371,7 @@ def read_qdpx(path: str | Path) -> dict[str, Any]:
     """Re-read a ``.qdpx`` (for round-trip checks): codes, sources, codings, users and notes.
 
     * ``codes``: ``{guid, name, parent, codable, description}`` (``parent`` is a GUID or None)
-    * ``sources``: ``{guid, name, text}``
+    * ``sources``: ``{guid, name, text, notes}`` (``notes``: GUIDs of source-level notes)
     * ``codings``: ``{guid, source, source_guid, selection, start, end, text, code, user, notes}``
       (``code`` a GUID, ``user`` a name, ``text`` the code-point slice of the source)
     * ``users``: ``{guid, name}``; ``notes``: ``{guid, name, text, user}``
@@ -382,7 +401,8 @@ def read_qdpx(path: str | Path) -> dict[str, Any]:
         text = texts.get(member)
         if text is None:
             text = src.findtext(f"{q}PlainTextContent") or ""
-        sources.append({"guid": src.get("guid"), "name": src.get("name"), "text": text})
+        sources.append({"guid": src.get("guid"), "name": src.get("name"), "text": text,
+                        "notes": [ref.get("targetGUID") for ref in src.findall(f"{q}NoteRef")]})
         for sel in src.findall(f"{q}PlainTextSelection"):
             start, end = int(sel.get("startPosition")), int(sel.get("endPosition"))
             for coding in sel.findall(f"{q}Coding"):
