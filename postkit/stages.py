@@ -168,6 +168,7 @@ def disguise_stage(context: StageContext, config: dict[str, Any]) -> StageResult
     or not): that is what a reader of the paper could search.
     """
     _check_options(context, "disguise", config, _DISGUISE_OPTIONS)
+    from .disguise.study import SUGGESTIONS_FILE
     from .disguise.suggest import quotes_from_posts, render_summary, suggest_file
     from .io import open_table, write_table
 
@@ -189,7 +190,7 @@ def disguise_stage(context: StageContext, config: dict[str, Any]) -> StageResult
         quotes = context.folder / "quotes.csv"
         write_table(pd.DataFrame(chosen, columns=["quote_id", "source_post_id", "text"]), quotes)
     corpus = study.resolve(config["corpus"]) if config.get("corpus") else study.posts
-    output = context.folder / "suggestions.jsonl"
+    output = context.folder / SUGGESTIONS_FILE
     with context.progress("disguise", None, "quotes") as advance:
         summary = suggest_file(quotes, corpus, None, study_dir=context.folder,
                                n_candidates=int(config.get("candidates", 5)), on_quote_progress=advance,

@@ -64,7 +64,7 @@ def _negations(doc: Any) -> int:
 def _synonym_set(lemma: str, pos: str) -> frozenset[str]:
     from .lexicon import synonyms
 
-    wordnet_pos = "ADJ" if pos == "ADJ" else "ADV" if pos == "ADV" else "VERB" if pos == "VERB" else "NOUN"
+    wordnet_pos = pos if pos in ("ADJ", "ADV", "VERB") else "NOUN"  # PROPN, NUM: looked up as nouns
     return frozenset(s.lower() for s in synonyms(lemma, wordnet_pos, limit=50))
 
 

@@ -91,6 +91,11 @@ def _medications() -> re.Pattern[str] | None:
     return re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in names) + r")(?![\w-])", re.I)
 
 
+def _at_sentence_start(text: str, position: int) -> bool:
+    before = text[:position].rstrip()
+    return not before or before[-1] in ".!?"
+
+
 def _generalise_medications(text: str, edits: list[Edit]) -> str:
     pattern = _medications()
     if pattern is None:
@@ -101,7 +106,7 @@ def _generalise_medications(text: str, edits: list[Edit]) -> str:
         word = "my medication"
         if re.search(r"\b(?:my|the|on|of|this|that|some|new)$", before):
             word = "medication"
-        if not before or before[-1] in ".!?":
+        if _at_sentence_start(text, match.start()):
             word = _upper_first(word)
         edits.append(f"generalised medicine name: {match.group(0)!r} → {word!r}")
         return word
@@ -189,11 +194,16 @@ def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _body_and_end(sent: Any) -> tuple[list[Any], str]:
+    """A sentence's tokens without its final punctuation mark, and that mark ("" if none)."""
+    tokens = list(sent)
+    end_punct = tokens[-1].text if tokens[-1].is_punct else ""
+    return (tokens[:-1] if end_punct else tokens), end_punct
+
+
 def _reorder_clause(sent: Any) -> tuple[str, Edit] | None:
     """Front a final adverbial clause ("X because Y." → "Because Y, X.") or move a fronted one back."""
-    tokens = [t for t in sent]
-    end_punct = tokens[-1].text if tokens[-1].is_punct else ""
-    body = tokens[:-1] if end_punct else tokens
+    body, end_punct = _body_and_end(sent)
     for mark in (t for t in body if t.dep_ in ("mark", "advmod") and t.lower_ in _FRONTABLE
                  and t.head.dep_ == "advcl"):
         clause = sorted(mark.head.subtree, key=lambda t: t.i)
@@ -221,9 +231,9 @@ def _reorder_clause(sent: Any) -> tuple[str, Edit] | None:
     return None
 
 
-def _be_form(subject_head: Any, tense: str) -> str:
-    word = subject_head.lower_
-    plural = word in ("we", "they", "you") or subject_head.tag_ in ("NNS", "NNPS")
+def _be_form(word: str, tag: str, tense: str) -> str:
+    """The form of "be" agreeing with a subject (its lowercase head word and PTB tag)."""
+    plural = word in ("we", "they", "you") or tag in ("NNS", "NNPS")
     if tense == "past":
         return "were" if plural else "was"
     return "am" if word == "i" else "are" if plural else "is"
@@ -252,9 +262,8 @@ def _passive(sent: Any) -> tuple[str, Edit] | None:
     obj_tokens = sorted(obj.subtree, key=lambda t: t.i)
     if subj_tokens[0].i != sent.start:
         return None  # something precedes the subject (an adverbial): keep it simple, skip
-    tokens = [t for t in sent]
-    end_punct = tokens[-1].text if tokens[-1].is_punct else ""
-    tail = [t for t in sent if t.i > obj_tokens[-1].i and not (t.is_punct and t.i == sent.end - 1)]
+    body, end_punct = _body_and_end(sent)
+    tail = [t for t in body if t.i > obj_tokens[-1].i]
     if obj.lower_ in _OBJECT_TO_SUBJECT and len(obj_tokens) == 1:
         new_subject = _OBJECT_TO_SUBJECT[obj.lower_]
     elif obj.pos_ in ("NOUN", "PROPN"):
@@ -268,9 +277,9 @@ def _passive(sent: Any) -> tuple[str, Edit] | None:
     else:
         return None
     tense = "past" if root.tag_ == "VBD" else "present"
-    head_for_be = obj if obj.lower_ not in _OBJECT_TO_SUBJECT else _FakeToken(new_subject.lower())
-    be = _be_form(head_for_be, tense)
-    parts = [_upper_first(new_subject) if new_subject != "I" else "I", be, participle]
+    pronoun = obj.lower_ in _OBJECT_TO_SUBJECT
+    be = _be_form(new_subject.lower() if pronoun else obj.lower_, "PRP" if pronoun else obj.tag_, tense)
+    parts = [_upper_first(new_subject), be, participle]
     if tail:
         parts.append(_sentence_text(tail))
     parts += ["by", agent]
@@ -285,9 +294,7 @@ def _front_adverbial(sent: Any) -> tuple[str, Edit] | None:
     """Move a phrase that follows the verb to the front ("I'm awake at 3am again" →
     "At 3am again, I'm awake"): a change of word order that breaks shared runs."""
     root = sent.root
-    tokens = [t for t in sent]
-    end_punct = tokens[-1].text if tokens[-1].is_punct else ""
-    body = tokens[:-1] if end_punct else tokens
+    body, end_punct = _body_and_end(sent)
     if not body or body[0].i != sent.start or any(c.dep_ == "conj" for c in root.children):
         return None
     for child in root.children:
@@ -304,19 +311,10 @@ def _front_adverbial(sent: Any) -> tuple[str, Edit] | None:
             rest = rest[:-1]
         if len(rest) < 3:
             continue
-        fronted = _upper_first(_sentence_text(body[first : last + 1]))
-        main = _lower_first(_sentence_text(rest), rest[0])
         moved = _sentence_text(body[first : last + 1])
-        return f"{fronted}, {main}{end_punct}", f"word order: '{moved}' moved to the front"
+        main = _lower_first(_sentence_text(rest), rest[0])
+        return f"{_upper_first(moved)}, {main}{end_punct}", f"word order: '{moved}' moved to the front"
     return None
-
-
-class _FakeToken:
-    """Just enough of a spaCy token for :func:`_be_form` when the subject is a converted pronoun."""
-
-    def __init__(self, lower: str) -> None:
-        self.lower_ = lower
-        self.tag_ = "PRP"
 
 
 def restructure(text: str, nlp: Any, *, voice: bool = True, clauses: bool = True, contractions: bool = True,
@@ -418,8 +416,7 @@ def swap_phrases(text: str, within: tuple[int, int] | None = None, limit: int | 
         new = swaps[match.group(0).lower()]
         new = ("I" + new[1:]) if new.startswith(("i ", "i'")) else new
         new = new.replace(" i ", " I ").replace(" i'", " I'")
-        before = match.string[: match.start()].rstrip()
-        if not before or before[-1] in ".!?":  # sentence start: capitalise like any first word
+        if _at_sentence_start(match.string, match.start()):  # capitalise like any first word
             new = _upper_first(new)
         edits.append(f"{match.group(0)} → {new}")
         return new

@@ -22,15 +22,14 @@ thresholds) is caught before publication.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-import numpy as np
 import pandas as pd
 
 from ..errors import PostkitError
-from .trace import _APOSTROPHES, _WORD, NGRAM, Thresholds, TraceIndex, load_thresholds
+from .trace import NGRAM, Thresholds, TraceIndex, load_thresholds, shared_run_starts, word_spans
 
 SUGGESTIONS_FILE = "suggestions.jsonl"
 INDEX_DIR = "index"
@@ -49,15 +48,6 @@ def _function_words() -> frozenset[str]:
 
 
 _FUNCTION_WORDS = _function_words()  # highlighting "me", "to", "after" would only hide the real overlap
-
-
-def word_spans(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, normalised word) for each word, with the trace check's normalisation.
-
-    Apostrophes are mapped one character to one, so offsets index the original text.
-    """
-    translated = text.translate(_APOSTROPHES)
-    return [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(translated)]
 
 
 def locate(folder: str | Path) -> tuple[Path, Path]:
@@ -166,23 +156,17 @@ class QuoteStudy:
 
     # -- checking
 
-    def _source_words(self, source_post_id: str) -> np.ndarray:
-        doc = self.index.position[source_post_id]
-        return self.index.tokens[self.index.offsets[doc] : self.index.offsets[doc + 1]]
-
     def _highlights(self, source_post_id: str, text: str) -> dict[str, list[list[int]]]:
         """Char spans of content words shared with the source, and of shared runs of NGRAM+ words."""
         spans = word_spans(text)
         ids = [self.index.vocab.get(w, -1) for _, _, w in spans]
-        source = self._source_words(source_post_id).tolist()
+        source = self.index.source_words(source_post_id).tolist()
         present = set(source)
         shared = [[s, e] for (s, e, w), i in zip(spans, ids)
                   if i >= 0 and i in present and not self.index.is_stop[i] and w not in _FUNCTION_WORDS]
-        grams = {tuple(source[k : k + NGRAM]) for k in range(len(source) - NGRAM + 1)}
         in_run = [False] * len(spans)
-        for k in range(len(ids) - NGRAM + 1):
-            if tuple(ids[k : k + NGRAM]) in grams:
-                in_run[k : k + NGRAM] = [True] * NGRAM
+        for k in shared_run_starts(ids, source, NGRAM):
+            in_run[k : k + NGRAM] = [True] * NGRAM
         # Consecutive words inside shared runs merge into one highlighted span.
         merged, open_run = [], None
         for (s, e, _), flag in zip(spans, in_run):
@@ -276,14 +260,6 @@ class QuoteStudy:
 
     # -- export
 
-    def approved(self) -> Iterator[dict[str, Any]]:
-        """Quotes whose latest decision is an approval, in file order."""
-        latest = self._latest()
-        for quote_id, quote in self._quotes.items():
-            status = latest.get(quote_id)
-            if status and status["action"] == "approve":
-                yield {"quote": quote, "decision": status}
-
 
 def _decision(row: dict[str, Any]) -> dict[str, Any]:
     return {"action": row["action"], "reviewer": row["reviewer"], "text": row["text"], "note": row["note"],
@@ -298,10 +274,13 @@ def export_approved(study: QuoteStudy, output: str | Path) -> dict[str, int]:
     """
     from ..io import OutputSet
 
-    approved = list(study.approved())
+    quotes = study.quotes()  # one read of the decisions serves the export and the counts
+    statuses = [q["status"]["action"] if q["status"] else "pending" for q in quotes]
     rows, failing = [], []
-    for item in approved:
-        quote, decision = item["quote"], item["decision"]
+    for quote, status in zip(quotes, statuses):
+        if status != "approve":
+            continue
+        decision = quote["status"]
         checked = study.check(quote["quote_id"], decision["text"])
         if checked["verdict"] != "disguised":
             failing.append(f"{quote['quote_id']} ({checked['verdict']})")
@@ -324,6 +303,5 @@ def export_approved(study: QuoteStudy, output: str | Path) -> dict[str, int]:
         writer.write(frame)
         if writer.columns is None:
             writer.set_empty_columns(list(EXPORT_COLUMNS))
-    statuses = [q["status"]["action"] if q["status"] else "pending" for q in study.quotes()]
     return {"exported": len(rows), "quotes": len(statuses), "rejected": statuses.count("reject"),
             "pending": statuses.count("pending")}

@@ -29,12 +29,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..errors import PostkitError
 from . import paraphrase
-from .trace import NGRAM, VERDICTS, Thresholds, TraceIndex, words
+from .trace import NGRAM, VERDICTS, Thresholds, TraceIndex, shared_run_starts, words
 
 Paraphraser = Callable[[str], "str | Sequence[str]"]
 DEFAULT_CANDIDATES = 5
@@ -152,34 +153,28 @@ class Suggester:
         """How much each word of the quote makes the source findable (0 = not at all)."""
         quote = words(text)
         weights = self.index.term_contributions(source_post_id, quote)
-        vocab = self.index.vocab
         source = self.index.source_words(source_post_id).tolist()
-        grams = {tuple(source[k : k + NGRAM]) for k in range(len(source) - NGRAM + 1)}
-        ids = [vocab.get(w, -1) for w in quote]
+        ids = [self.index.vocab.get(w, -1) for w in quote]
         boost = RUN_BOOST * max(list(weights.values()) + [1.0])
-        for k in range(len(ids) - NGRAM + 1):
-            if tuple(ids[k : k + NGRAM]) in grams:
-                for word in quote[k : k + NGRAM]:
-                    weights[word] = weights.get(word, 0.0) + boost
+        for k in shared_run_starts(ids, source, NGRAM):
+            for word in quote[k : k + NGRAM]:
+                weights[word] = weights.get(word, 0.0) + boost
         return weights
 
-    def _source_vocabulary(self, source_post_id: str) -> tuple[list[str], frozenset[str]]:
-        reverse = self._reverse_vocab()
-        source = [reverse[i] for i in self.index.source_words(source_post_id).tolist()]
-        return source, frozenset(source)
+    @cached_property
+    def _words_by_id(self) -> dict[int, str]:
+        return {i: w for w, i in self.index.vocab.items()}
 
-    def _reverse_vocab(self) -> dict[int, str]:
-        if not hasattr(self, "_reverse"):
-            self._reverse = {i: w for w, i in self.index.vocab.items()}
-        return self._reverse
+    def _source_vocabulary(self, source_post_id: str) -> tuple[list[str], frozenset[str]]:
+        source = [self._words_by_id[i] for i in self.index.source_words(source_post_id).tolist()]
+        return source, frozenset(source)
 
     def _run_finder(self, source_words: list[str]) -> Callable[[list[str]], list[tuple[int, int]]]:
         """Runs a phrase search would find: ``run`` words shared with the source, or a 5-gram in any post."""
         run = self.run
-        grams = {tuple(source_words[k : k + run]) for k in range(len(source_words) - run + 1)}
 
         def find(seq: list[str]) -> list[tuple[int, int]]:
-            found = [(k, run) for k in range(len(seq) - run + 1) if tuple(seq[k : k + run]) in grams]
+            found = [(k, run) for k in shared_run_starts(seq, source_words, run)]
             if self.thresholds.max_exact_5gram_hits == 0:
                 found += [(k, NGRAM) for k in self.index.found_ngrams(seq)]
             return sorted(found)
@@ -291,7 +286,7 @@ def suggest_file(
 
     from ..io import OutputSet, jsonable
     from .study import INDEX_DIR, SUGGESTIONS_FILE
-    from .trace import check_quotes, load_index, load_thresholds, read_quotes
+    from .trace import errors_at_file_rows, load_index, load_thresholds, read_quotes
 
     if output_path is None and study_dir is None:
         raise PostkitError("nowhere to write the suggestions", fix="pass --output FILE and/or --study DIR")
@@ -302,7 +297,8 @@ def suggest_file(
         index_dir = Path(study_dir) / INDEX_DIR
     index, how = load_index(corpus_path, index_dir, on_index_progress, corpus_columns)
     index_seconds = time.perf_counter() - started
-    check_quotes(index, quotes_path, frame, records, thresholds)  # every source known, before the slow part
+    with errors_at_file_rows(quotes_path, frame):
+        index.source_keys(records)  # every source known, before the slow part
 
     started = time.perf_counter()
     suggester = Suggester(index, thresholds, externals=externals, n_candidates=n_candidates)

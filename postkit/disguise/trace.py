@@ -46,8 +46,9 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from itertools import chain
 from pathlib import Path
@@ -86,6 +87,21 @@ def words(text: Any) -> list[str]:
     if not isinstance(text, str):
         return []
     return _WORD.findall(text.lower().translate(_APOSTROPHES))
+
+
+def word_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, normalised word) for each word, normalised as :func:`words` does.
+
+    Apostrophes are mapped one character to one, so offsets index the original text.
+    """
+    translated = text.translate(_APOSTROPHES)
+    return [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(translated)]
+
+
+def shared_run_starts(quote: Sequence[Any], source: Sequence[Any], n: int) -> list[int]:
+    """Start positions of the quote's ``n``-item runs that also occur in the source."""
+    grams = {tuple(source[k : k + n]) for k in range(len(source) - n + 1)}
+    return [k for k in range(len(quote) - n + 1) if tuple(quote[k : k + n]) in grams]
 
 
 def longest_shared_run(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -428,34 +444,28 @@ class TraceIndex:
         rank = 1 + int(np.count_nonzero(scores > own))
         return rank if rank <= depth else None
 
-    def _exact_hits(self, ids: np.ndarray) -> int:
+    def _gram_matches(self, ids: np.ndarray) -> list[tuple[int, int, int]]:
+        """(start, lo, hi) per 5-word window of ``ids`` found in the corpus: ``gram_post[lo:hi]``
+        are the posts holding it."""
         if len(ids) < NGRAM:
-            return 0
+            return []
         starts = np.arange(len(ids) - NGRAM + 1)
         window_ok = np.lib.stride_tricks.sliding_window_view(ids >= 0, NGRAM).all(axis=1)
         starts = starts[window_ok]  # a 5-gram with an unseen word cannot be in the corpus
         if len(starts) == 0:
-            return 0
+            return []
         hashes = _ngram_hashes(ids, starts)
         lo = np.searchsorted(self.gram_hash, hashes, side="left")
         hi = np.searchsorted(self.gram_hash, hashes, side="right")
-        posts = [self.gram_post[a:b] for a, b in zip(lo, hi) if b > a]
+        return [(int(s), int(a), int(b)) for s, a, b in zip(starts, lo, hi) if b > a]
+
+    def _exact_hits(self, ids: np.ndarray) -> int:
+        posts = [self.gram_post[a:b] for _, a, b in self._gram_matches(ids)]
         return len(np.unique(np.concatenate(posts))) if posts else 0
 
     def found_ngrams(self, quote_words: Sequence[str]) -> list[int]:
         """Start positions of the quote's 5-word runs that some corpus post contains verbatim."""
-        ids = self._ids(list(quote_words))
-        if len(ids) < NGRAM:
-            return []
-        starts = np.arange(len(ids) - NGRAM + 1)
-        window_ok = np.lib.stride_tricks.sliding_window_view(ids >= 0, NGRAM).all(axis=1)
-        starts = starts[window_ok]
-        if len(starts) == 0:
-            return []
-        hashes = _ngram_hashes(ids, starts)
-        lo = np.searchsorted(self.gram_hash, hashes, side="left")
-        hi = np.searchsorted(self.gram_hash, hashes, side="right")
-        return [int(s) for s, a, b in zip(starts, lo, hi) if b > a]
+        return [start for start, _, _ in self._gram_matches(self._ids(list(quote_words)))]
 
     def _distinctive_overlap(self, source: np.ndarray, quote_ids: np.ndarray) -> float:
         content = np.unique(source[~self.is_stop[source]]) if len(source) else source
@@ -494,6 +504,26 @@ class TraceIndex:
             out[word] = float(data[lo + hit[0]]) if len(hit) else 0.0
         return out
 
+    def source_keys(self, quotes: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Each quote's source post id; a :class:`PostkitError` (with the 1-based row) for the
+        first source the corpus lacks (fail closed: a quote whose source cannot be searched
+        for cannot be declared disguised)."""
+        keys = []
+        for number, quote in enumerate(quotes, start=1):
+            source_id = quote.get("source_post_id")
+            source_key = "" if source_id is None or (isinstance(source_id, float) and np.isnan(source_id)) \
+                else str(source_id)
+            if source_key not in self.position:
+                raise PostkitError(
+                    f"quote {quote.get('quote_id')!r}: source_post_id {source_key!r} is not in the corpus",
+                    row=number,
+                    column="source_post_id",
+                    fix="index the corpus that contains the source post (the check cannot vouch for a "
+                        "quote whose source it cannot search for)",
+                )
+            keys.append(source_key)
+        return keys
+
     def check(
         self,
         quotes: Sequence[Mapping[str, Any]],
@@ -510,18 +540,7 @@ class TraceIndex:
         """
         thresholds = thresholds or Thresholds()
         prepared = []
-        for number, quote in enumerate(quotes, start=1):
-            source_id = quote.get("source_post_id")
-            source_key = "" if source_id is None or (isinstance(source_id, float) and np.isnan(source_id)) \
-                else str(source_id)
-            if source_key not in self.position:
-                raise PostkitError(
-                    f"quote {quote.get('quote_id')!r}: source_post_id {source_key!r} is not in the corpus",
-                    row=number,
-                    column="source_post_id",
-                    fix="index the corpus that contains the source post (the check cannot vouch for a "
-                        "quote whose source it cannot search for)",
-                )
+        for quote, source_key in zip(quotes, self.source_keys(quotes)):
             quote_words = words(quote.get("text"))
             ids = self._ids(quote_words)
             known = ids[ids >= 0]
@@ -625,13 +644,11 @@ def read_quotes(quotes_path: str | Path) -> tuple[pd.DataFrame, list[dict[str, A
     return frame, records
 
 
-def check_quotes(
-    index: TraceIndex, quotes_path: str | Path, frame: pd.DataFrame, records: list[dict[str, Any]],
-    thresholds: Thresholds,
-) -> list[dict[str, Any]]:
-    """:meth:`TraceIndex.check` with errors pointing at the quotes file's row."""
+@contextmanager
+def errors_at_file_rows(quotes_path: str | Path, frame: pd.DataFrame) -> Iterator[None]:
+    """Re-raise a row-numbered :class:`PostkitError` about quote records at the quotes file's row."""
     try:
-        return index.check(records, thresholds)
+        yield
     except PostkitError as exc:
         if exc.row is None:
             raise
@@ -666,7 +683,8 @@ def check_file(
     timings["index"] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
-    rows = check_quotes(index, quotes_path, frame, records, thresholds)
+    with errors_at_file_rows(quotes_path, frame):
+        rows = index.check(records, thresholds)
     timings["check"] = round(time.perf_counter() - started, 3)
 
     result = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
