@@ -143,11 +143,13 @@ def test_demo_study_file_is_valid():
     assert study.stages == ["consent", "deid", "sample", "tag", "disguise"] and study.posts.name == "posts.csv"
 
 
+DISGUISE_STUDY = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
+
+
 def test_disguise_stage_makes_a_review_folder_and_reruns_keep_human_decisions(corpus, tmp_path):
     from postkit.disguise.study import QuoteStudy
 
-    text = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
-    study = write_study(corpus, text + "\n[disguise]\nquotes_from_sample = 2\ncandidates = 3\n")
+    study = write_study(corpus, DISGUISE_STUDY + "\n[disguise]\nquotes_from_sample = 2\ncandidates = 3\n")
     out = tmp_path / "run"
     result = invoke("run", study, "--output", out)
     assert result.exit_code == 0, result.output + result.stderr
@@ -172,8 +174,7 @@ def test_disguise_stage_searches_a_forum_with_its_own_column_names(corpus, tmp_p
 
     posts = pd.read_csv(corpus["posts"], dtype=str, keep_default_na=False).rename(columns={"text": "body"})
     posts.to_csv(corpus["posts"], index=False)
-    text = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
-    text = text.replace('consent = "consent.csv"', 'consent = "consent.csv"\ncolumns = { text = "body" }')
+    text = DISGUISE_STUDY.replace('consent = "consent.csv"', 'consent = "consent.csv"\ncolumns = { text = "body" }')
     study = write_study(corpus, text + "\n[disguise]\nquotes_from_sample = 1\n")
     result = invoke("run", study, "--output", tmp_path / "run")
     assert result.exit_code == 0, result.output + result.stderr
@@ -181,8 +182,7 @@ def test_disguise_stage_searches_a_forum_with_its_own_column_names(corpus, tmp_p
 
 
 def test_disguise_stage_needs_one_quote_source(corpus, tmp_path):
-    text = STUDY.format(fmt="parquet").replace('stages = ["consent"]', 'stages = ["consent", "disguise"]')
-    study = write_study(corpus, text + "\n[disguise]\ncandidates = 3\n")
+    study = write_study(corpus, DISGUISE_STUDY + "\n[disguise]\ncandidates = 3\n")
     result = invoke("run", study, "--output", tmp_path / "run")
     assert result.exit_code == 1 and "quotes_from_sample" in result.stderr
     assert not (tmp_path / "run").exists()
