@@ -357,13 +357,17 @@ def codebook_show(codebook_path, fmt) -> None:
 @codebook_option
 @click.option("--unit", type=click.Choice(["post", "sentence"]), default="post", show_default=True,
               help="Suggest codes per post or per sentence.")
+@click.option("--ranker", default="default", show_default=True, metavar="FILE|none",
+              help="Area ranker (scripts/train_ranker.py) that re-ranks areas and sets the direction; "
+                   "'none' for the codebook cues alone.")
 @batch_option
 @quiet_option
-def tag(source, output, codebook_path, unit, batch_size, quiet) -> None:
-    """Suggest CMO codes for each post from the codebook's cues (explainable, rule-based).
+def tag(source, output, codebook_path, unit, ranker, batch_size, quiet) -> None:
+    """Suggest CMO codes for each post from the codebook's cues, ranked with the area ranker.
 
     Each suggestion has the code, its theory area, polarity, a score and the evidence
-    spans that justify it; coders confirm or reject them (postkit code …).
+    spans that justify it; each unit also gets its suggested area and pathway direction.
+    Coders confirm or reject them (postkit code …).
 
     Example: postkit tag sample.parquet --output tagged.parquet --unit sentence
     """
@@ -371,7 +375,8 @@ def tag(source, output, codebook_path, unit, batch_size, quiet) -> None:
 
     with _input_progress(quiet, "tag", source, None) as advance:
         counts = tag_file(source, output, codebook_path=codebook_path, unit=unit,
-                          batch_size=min(batch_size, 2_000), on_progress=advance)
+                          batch_size=min(batch_size, 2_000), on_progress=advance,
+                          ranker=None if ranker == "none" else ranker)
     if not quiet:
         click.echo(render_tag_counts(counts))
 

