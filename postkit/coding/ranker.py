@@ -47,6 +47,9 @@ def lemma_tokens(tokens: Iterable[Any]) -> list[tuple[str, int]]:
     """(lowercase lemma, token index) of a spaCy span's words: punctuation and spaces dropped.
 
     Training and inference both go through this function, so the features always agree.
+    (Marking words after a negator, the classic bag-of-words fix for "didn't help", did
+    not help in cross-validation on our few hundred posts; the tagger's cue negation and
+    the polarity lexicon's tone handle negation instead.)
     """
     return [(t.lemma_.lower(), t.i) for t in tokens if not (t.is_punct or t.is_space)]
 
@@ -101,23 +104,14 @@ class AreaRanker:
         model-only suggestion. Function words ("the", "for") carry weight in a model
         trained on a few hundred posts, but they explain nothing, so they never count here.
         """
-        from spacy.lang.en.stop_words import STOP_WORDS
+        return _content_terms(lemmas, x, self.area_coef[self.areas.index(area)], self.vocabulary, limit)
 
-        coef = self.area_coef[self.areas.index(area)]
-        best: dict[str, tuple[float, int, int]] = {}
-        n = len(lemmas)
-        for pos, gram in enumerate(ngrams(lemmas)):
-            index = self.vocabulary.get(gram)
-            if index is None or index not in x or gram in best:
-                continue
-            if not any(w.isalpha() and w not in STOP_WORDS for w in gram.split(" ")):
-                continue
-            weight = coef.get(index, 0.0) * x[index]
-            if weight > 0:
-                best[gram] = (weight, pos, pos + 1) if pos < n else (weight, pos - n, pos - n + 2)
-        total = sum(w for w, _, _ in best.values())
-        ranked = sorted(best.values(), key=lambda t: (-t[0], t[1]))[:limit]
-        return total, [(s, e) for _, s, e in sorted(ranked, key=lambda t: t[1])]
+    def direction_terms(self, lemmas: Sequence[str], x: dict[int, float], polarity: str,
+                        limit: int = 3) -> tuple[float, list[tuple[int, int]]]:
+        """Like :meth:`content_terms`, for the words that push towards ``polarity``."""
+        sign = 1.0 if polarity == "positive" else -1.0
+        coef = {i: sign * w for i, w in self.polarity_coef.items()}
+        return _content_terms(lemmas, x, coef, self.vocabulary, limit)
 
     # ------------------------------------------------------------------ persistence
 
@@ -139,6 +133,26 @@ class AreaRanker:
         from ..io import write_atomic
 
         write_atomic(path, json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def _content_terms(lemmas: Sequence[str], x: dict[int, float], coef: dict[int, float], vocabulary: dict[str, int],
+                   limit: int) -> tuple[float, list[tuple[int, int]]]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    best: dict[str, tuple[float, int, int]] = {}
+    n = len(lemmas)
+    for pos, gram in enumerate(ngrams(lemmas)):
+        index = vocabulary.get(gram)
+        if index is None or index not in x or gram in best:
+            continue
+        if not any(w.isalpha() and w not in STOP_WORDS for w in gram.split(" ")):
+            continue
+        weight = coef.get(index, 0.0) * x[index]
+        if weight > 0:
+            best[gram] = (weight, pos, pos + 1) if pos < n else (weight, pos - n, pos - n + 2)
+    total = sum(w for w, _, _ in best.values())
+    ranked = sorted(best.values(), key=lambda t: (-t[0], t[1]))[:limit]
+    return total, [(s, e) for _, s, e in sorted(ranked, key=lambda t: t[1])]
 
 
 def load_ranker(path: str | Path | None = None) -> AreaRanker:

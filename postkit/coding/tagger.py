@@ -321,13 +321,16 @@ class Tagger:
             entry["rule_score"] = entry["score"] = round(1.0 - entry.pop("_miss"), 4)
             entry["evidence"].sort(key=lambda ev: (ev["start"], ev["end"]))
         suggestions = list(results.values())
-        p_positive = None
+        p_positive, model = None, None
         if self.ranker is not None and end_tok > start_tok:
-            p_positive = self._apply_ranker(doc, start_tok, end_tok, suggestions)
+            model = self._model_view(doc, start_tok, end_tok)
+            p_positive = self._apply_ranker(doc, model, suggestions)
         polarity = self._direction(suggestions, p_positive)
         for entry in suggestions:
             if polarity is not None and entry["polarity"] in ("positive", "negative") and entry["polarity"] != polarity:
                 entry["score"] = round(entry["score"] * DIRECTION_FACTOR, 4)
+        if polarity is not None and suggestions:
+            self._add_direction_code(doc, model, suggestions, polarity)
         # Ties go to outcome codes (the outcome is what sets a pathway's direction: "so busy
         # supporting others that I stopped looking after myself"), then to the earlier evidence.
         suggestions.sort(key=lambda d: (-d["score"], self.codes[d["code_id"]].kind != "outcome",
@@ -336,13 +339,62 @@ class Tagger:
         return {"suggestions": suggestions, "area": next(iter(ranked), None),
                 "polarity": polarity if suggestions else None, "area_scores": ranked}
 
-    def _apply_ranker(self, doc: Any, start_tok: int, end_tok: int, suggestions: list[dict[str, Any]]) -> float:
+    def _model_view(self, doc: Any, start_tok: int, end_tok: int) -> tuple[list[tuple[str, int]], dict[int, float]]:
+        """The unit as the ranker sees it: (lemma, token index) pairs and its features."""
+        assert self.ranker is not None
+        pairs = lemma_tokens(doc[start_tok:end_tok])
+        return pairs, self.ranker.features([lemma for lemma, _ in pairs])
+
+    @staticmethod
+    def _term_evidence(doc: Any, pairs: list[tuple[str, int]], terms: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        """Evidence items for ranker n-grams given as positions in ``pairs``."""
+        evidence = []
+        for s, e in terms:
+            span = doc[pairs[s][1]:pairs[e - 1][1] + 1]
+            evidence.append({"start": span.start_char, "end": span.end_char, "text": span.text})
+        return evidence
+
+    def _add_direction_code(self, doc: Any, model: tuple[list[tuple[str, int]], dict[int, float]] | None,
+                            suggestions: list[dict[str, Any]], polarity: str) -> None:
+        """When the top area has no code of the post's direction ("writing it all out just
+        made me relive it": a positive writing mechanism in a negative post), suggest the
+        area's code for that direction (the lexicon's ``report_as``), with the words that
+        set the direction as evidence: other areas' codes of that direction and, with a
+        ranker, the words its polarity model weighed most. Scored low, like any
+        suggestion no cue of its own backs."""
+        area = max(area_scores(suggestions).items(), key=lambda kv: kv[1])[0]
+        if area not in self._report_as or any(e["area"] == area and e["polarity"] == polarity for e in suggestions):
+            return
+        evidence = [ev for e in suggestions if e["polarity"] == polarity for ev in e["evidence"]]
+        strength = 0.5
+        if model is not None:
+            assert self.ranker is not None
+            pairs, x = model
+            lemmas = [lemma for lemma, _ in pairs]
+            _, terms = self.ranker.direction_terms(lemmas, x, polarity)
+            evidence += self._term_evidence(doc, pairs, terms)
+            p_positive = self.ranker.positive_probability(x)
+            strength = p_positive if polarity == "positive" else 1.0 - p_positive
+        if not evidence:
+            return
+        merged: list[list[int]] = []
+        for start, end in sorted((ev["start"], ev["end"]) for ev in evidence):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        suggestions.append({"code_id": self._report_as[area][polarity], "area": area, "polarity": polarity,
+                            "score": round(MODEL_ONLY_WEIGHT * strength, 4), "rule_score": 0.0,
+                            "negated": False, "hedged": False,
+                            "evidence": [{"start": s, "end": e, "text": doc.text[s:e]} for s, e in merged]})
+
+    def _apply_ranker(self, doc: Any, model: tuple[list[tuple[str, int]], dict[int, float]],
+                      suggestions: list[dict[str, Any]]) -> float:
         """Scale cue scores by the model's area probabilities, add model-only area
         suggestions, and return the model's P(positive)."""
         assert self.ranker is not None
-        pairs = lemma_tokens(doc[start_tok:end_tok])
+        pairs, x = model
         lemmas = [lemma for lemma, _ in pairs]
-        x = self.ranker.features(lemmas)
         probs = self.ranker.area_probabilities(x)
         p_positive = self.ranker.positive_probability(x)
         top = max(probs.values())
@@ -357,10 +409,7 @@ class Tagger:
             weight, terms = self.ranker.content_terms(lemmas, x, area)
             if weight < MODEL_ONLY_MIN_WEIGHT:
                 continue
-            evidence = []
-            for s, e in terms:
-                span = doc[pairs[s][1]:pairs[e - 1][1] + 1]
-                evidence.append({"start": span.start_char, "end": span.end_char, "text": span.text})
+            evidence = self._term_evidence(doc, pairs, terms)
             if not evidence:
                 continue
             code_id = self._report_as[area][direction]
@@ -371,7 +420,9 @@ class Tagger:
 
     def _direction(self, suggestions: Sequence[dict[str, Any]], p_positive: float | None) -> str | None:
         """Positive or negative pathway: kind-weighted vote of the directional codes plus
-        the ranker's polarity model; ``None`` when nothing points either way."""
+        the ranker's polarity model; ``None`` when nothing points either way. (The polarity
+        lexicon's tone already weighs on the codes' scores; voting it again lowered
+        cross-validated accuracy.)"""
         vote = 0.0
         for entry in suggestions:
             sign = {"positive": 1.0, "negative": -1.0}.get(entry["polarity"], 0.0)
