@@ -145,3 +145,30 @@ def test_tag_then_load_into_the_store(tmp_path, suffix):
         suggestions = opened.suggestions()
         assert set(suggestions["unit_id"]) == {"p1", "p2"}
         assert opened.codings().empty
+
+
+def test_tag_ranker_option(tmp_path):
+    from postkit.io import write_table
+
+    source = tmp_path / "posts.csv"
+    write_table(pd.DataFrame({"post_id": ["p1"], "text": ["Nobody replied to my post and I feel ignored."]}), source)
+    result = run("tag", source, "--output", tmp_path / "cues.csv", "--ranker", "none")
+    assert result.exit_code == 0 and "no area ranker" in result.output, result.output + result.stderr
+    cues = pd.read_csv(tmp_path / "cues.csv", keep_default_na=False)
+    assert cues["ranker_version"].tolist() == [""] and cues["suggested_polarity"].tolist() == ["negative"]
+    result = run("tag", source, "--output", tmp_path / "out.csv", "--ranker", tmp_path / "absent.json")
+    assert result.exit_code != 0 and "absent.json" in result.output + result.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_tag_stage_ranker_setting(tmp_path):
+    from postkit.io import write_table
+
+    write_table(pd.DataFrame({"post_id": ["p1"], "forum": ["Jay"], "text": ["Writing it down helped me a lot."]}),
+                tmp_path / "posts.csv")
+    study = tmp_path / "study.toml"
+    study.write_text('[study]\nname = "t"\noutput = "run"\nformat = "csv"\n[inputs]\nposts = "posts.csv"\n'
+                     '[pipeline]\nstages = ["tag"]\n[tag]\nranker = "none"\nstore = false\n')
+    result = run("run", study)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert pd.read_csv(tmp_path / "run" / "tag" / "posts.csv", keep_default_na=False)["ranker_version"].tolist() == [""]
