@@ -287,9 +287,11 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _iter_json_lines(
+def iter_json_lines(
     path: Path, position: _Position | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a JSON Lines file; a line that is
+    not a JSON object, or text that is not UTF-8, stops with the file and line."""
     with open(path, "rb") as handle:
         line_no = 0
         try:
@@ -324,7 +326,7 @@ def _iter_json_lines(
 
 def _jsonl_columns(path: Path) -> list[str]:
     """Keys of the first object (later new keys are appended when they appear)."""
-    for _, record in _iter_json_lines(path):
+    for _, record in iter_json_lines(path):
         return list(record)
     return []
 
@@ -338,7 +340,7 @@ def _jsonl_batches(path: Path, batch_size: int, position: _Position) -> Iterator
         # stays ints and None, instead of becoming floats).
         return pd.DataFrame({c: [r.get(c) for r in records] for c in columns}, dtype=object)
 
-    for _, record in _iter_json_lines(path, position):
+    for _, record in iter_json_lines(path, position):
         for key in record:
             if key not in columns:
                 columns[key] = None

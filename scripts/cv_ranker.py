@@ -19,19 +19,16 @@ import sys
 try:
     from postkit.coding.ranker import lemma_tokens, read_labelled, train_ranker
     from postkit.coding.tagger import Tagger
+    # Same folder as this script (on sys.path when run as a script): one scoring rule for both.
+    from eval_coding import evaluate, tagger_predict_all
 except ImportError:  # pragma: no cover - wrong interpreter
     sys.exit("cv_ranker.py: cannot import postkit; run it with the project's .venv/bin/python")
 
 
-def score(rows: list[dict], assessed: list[dict]) -> tuple[float, float, float]:
-    top1 = top2 = polarity = 0
-    for row, a in zip(rows, assessed):
-        ranked = list(a["area_scores"])
-        top1 += bool(ranked) and ranked[0] == row["area"]
-        top2 += row["area"] in ranked[:2]
-        polarity += a["polarity"] == row["polarity"]
-    n = len(rows)
-    return top1 / n, top2 / n, polarity / n
+def score(tagger: Tagger, rows: list[dict]) -> tuple[float, float, float]:
+    """Top-1, top-2 and direction accuracy, scored exactly as scripts/eval_coding.py does."""
+    result = evaluate(rows, tagger_predict_all(tagger, [r["text"] for r in rows]))
+    return result["top1"], result["top2"], result["polarity"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,11 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     totals, total_n = [0.0, 0.0, 0.0], 0
     for spec in args.files + args.external:
         rows = sets[spec]
-        texts = [r["text"] for r in rows]
         tagger.ranker = None
-        plain = score(rows, tagger.assess(texts))
+        plain = score(tagger, rows)
         tagger.ranker = fit([s for s in args.files if s != spec])
-        ranked = score(rows, tagger.assess(texts))
+        ranked = score(tagger, rows)
         if spec in args.files:
             totals = [t + v * len(rows) for t, v in zip(totals, ranked)]
             total_n += len(rows)

@@ -25,7 +25,6 @@ Targets (forum-style set only): top-1 >= 0.75, top-2 >= 0.90, polarity >= 0.85.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -34,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from postkit.coding.ranker import text_fingerprint
+    from postkit.coding.ranker import read_labelled, text_fingerprint
+    from postkit.errors import PostkitError
     from postkit.coding.tagger import Tagger
 except ImportError:  # pragma: no cover - wrong interpreter
     sys.exit("eval_coding.py: cannot import postkit; run it with the project's .venv/bin/python")
@@ -137,12 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep only rows whose 'split' field equals this (e.g. tune, check)")
     args = parser.parse_args(argv)
 
-    rows = [json.loads(line) for line in args.labelled.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        rows = read_labelled(args.labelled if args.split is None else f"{args.labelled}:{args.split}")
+    except PostkitError as exc:
+        sys.exit(f"eval_coding.py: {exc}")
     rows = [r for r in rows if r.get("area") in AREAS]
-    if args.split is not None:
-        rows = [r for r in rows if r.get("split") == args.split]
-        if not rows:
-            sys.exit(f"eval_coding.py: no rows with split == {args.split!r}")
     print(f"{args.labelled}: {len(rows)} labelled texts "
           '(' + ', '.join(SHORT[a] + '=' + str(sum(r['area'] == a for r in rows)) for a in AREAS) + ')')
     targets = not args.no_targets

@@ -115,7 +115,7 @@ def test_bad_labelled_rows_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(PostkitError, match="line 2 has polarity 'mixed'"):
         read_labelled(rows)
     rows.write_text('{"text": "fine", "area": "self_efficacy", "polarity": "positive"}\nnot json\n')
-    with pytest.raises(PostkitError, match="line 2 is not JSON"):
+    with pytest.raises(PostkitError, match="line 2: invalid JSON"):
         read_labelled(rows)
     rows.write_text('{"text": "fine", "area": "self_efficacy", "polarity": "positive", "split": "tune"}\n')
     with pytest.raises(PostkitError, match="no labelled rows with split 'check'"):

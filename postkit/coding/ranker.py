@@ -227,43 +227,42 @@ def text_fingerprint(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).lower().encode("utf-8")).hexdigest()[:16]
 
 
+def _labelled_spec(spec: str | Path) -> tuple[Path, str | None]:
+    """``FILE`` or ``FILE:SPLIT`` -> (path, split); a path that exists is never split."""
+    text_spec = str(spec)
+    if Path(text_spec).exists() or ":" not in text_spec:
+        return Path(text_spec), None
+    head, _, split = text_spec.rpartition(":")
+    return Path(head), split
+
+
 def read_labelled(spec: str | Path) -> list[dict[str, Any]]:
     """Rows of a labelled JSONL file; ``FILE:SPLIT`` keeps rows whose ``split`` is SPLIT.
 
     Every row needs a non-empty ``text``, an ``area`` and a ``polarity`` of positive or
     negative; the first bad row stops with its file and line.
     """
-    text_spec = str(spec)
-    path, split = Path(text_spec), None
-    if not path.exists() and ":" in text_spec:
-        head, _, split = text_spec.rpartition(":")
-        path = Path(head)
+    from ..io import iter_json_lines
+
+    path, split = _labelled_spec(spec)
+    rows = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, row in iter_json_lines(path):
+            problem = None
+            if not isinstance(row.get("text"), str) or not row["text"].strip():
+                problem = "has no text"
+            elif not isinstance(row.get("area"), str) or not row["area"]:
+                problem = "has no area"
+            elif row.get("polarity") not in ("positive", "negative"):
+                problem = f"has polarity {row.get('polarity')!r}"
+            if problem:
+                raise PostkitError(f"line {number} {problem}", path=path,
+                                   fix='give each row "text", "area" and "polarity" (positive or negative)')
+            if split is None or row.get("split") == split:
+                rows.append(row)
     except OSError as exc:
         raise PostkitError(f"cannot read labelled rows ({exc.strerror})", path=path,
                            fix="give an existing JSONL file, optionally as FILE:SPLIT") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PostkitError(f"line {number} is not JSON ({exc.msg})", path=path,
-                               fix="write one JSON object per line") from None
-        problem = None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
-            problem = "has no text"
-        elif not isinstance(row.get("area"), str) or not row["area"]:
-            problem = "has no area"
-        elif row.get("polarity") not in ("positive", "negative"):
-            problem = f"has polarity {row.get('polarity')!r}"
-        if problem:
-            raise PostkitError(f"line {number} {problem}", path=path,
-                               fix='give each row "text", "area" and "polarity" (positive or negative)')
-        if split is None or row.get("split") == split:
-            rows.append(row)
     if not rows:
         raise PostkitError("no labelled rows" + (f" with split {split!r}" if split else ""), path=path,
                            fix="check the file and the :SPLIT suffix")
@@ -273,6 +272,8 @@ def read_labelled(spec: str | Path) -> list[dict[str, Any]]:
 def train_file_rows(specs: Sequence[str | Path], *, c: float = 4.0, nlp: Any = None) -> AreaRanker:
     """Train a ranker on labelled JSONL files (``FILE`` or ``FILE:SPLIT``), lemmatised with the
     tagger's own pipeline so training and tagging see the same lemmas."""
+    from ..hashing import sha256_path
+
     if nlp is None:
         from .tagger import Tagger
 
@@ -281,10 +282,7 @@ def train_file_rows(specs: Sequence[str | Path], *, c: float = 4.0, nlp: Any = N
     training = []
     for spec in specs:
         part = read_labelled(spec)
-        text_spec = str(spec)
-        path = Path(text_spec) if Path(text_spec).exists() else Path(text_spec.rpartition(":")[0])
-        training.append({"file": text_spec, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                         "rows": len(part)})
+        training.append({"file": str(spec), "sha256": sha256_path(_labelled_spec(spec)[0]), "rows": len(part)})
         rows.extend(part)
     lemma_lists = [[lemma for lemma, _ in lemma_tokens(doc)] for doc in nlp.pipe(r["text"] for r in rows)]
     meta = {"training": training, "rows": len(rows),

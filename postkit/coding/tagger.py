@@ -50,7 +50,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import PostkitError
 from .codebook import Code, Codebook, load_codebook
@@ -136,6 +136,17 @@ _IDIOMS: dict[str, frozenset[str]] = {
 }
 
 _SPACY_READY = False
+
+
+class _ModelView(NamedTuple):
+    """One unit as the area ranker sees it: (lemma, token index) pairs, the lemmas, its
+    features, the area probabilities and P(positive)."""
+
+    pairs: list[tuple[str, int]]
+    lemmas: list[str]
+    x: dict[int, float]
+    probs: dict[str, float]
+    p_positive: float
 
 
 def _register_components() -> None:
@@ -309,10 +320,6 @@ class Tagger:
 
     # ------------------------------------------------------------------ matching
 
-    def _doc_suggestions(self, doc: Any, start_tok: int = 0, end_tok: int | None = None) -> list[dict[str, Any]]:
-        """Suggestions for the tokens ``[start_tok, end_tok)`` of a processed doc."""
-        return self._assess(doc, start_tok, end_tok)["suggestions"]
-
     def _assess(self, doc: Any, start_tok: int = 0, end_tok: int | None = None) -> dict[str, Any]:
         """Suggestions, ranked areas and pathway direction for ``[start_tok, end_tok)``."""
         end_tok = len(doc) if end_tok is None else end_tok
@@ -321,11 +328,10 @@ class Tagger:
             entry["rule_score"] = entry["score"] = round(1.0 - entry.pop("_miss"), 4)
             entry["evidence"].sort(key=lambda ev: (ev["start"], ev["end"]))
         suggestions = list(results.values())
-        p_positive, model = None, None
-        if self.ranker is not None and end_tok > start_tok:
-            model = self._model_view(doc, start_tok, end_tok)
-            p_positive = self._apply_ranker(doc, model, suggestions)
-        polarity = self._direction(suggestions, p_positive)
+        model = self._model_view(doc, start_tok, end_tok) if self.ranker is not None and end_tok > start_tok else None
+        if model is not None:
+            self._apply_ranker(doc, model, suggestions)
+        polarity = self._direction(suggestions, model.p_positive if model is not None else None)
         for entry in suggestions:
             if polarity is not None and entry["polarity"] in ("positive", "negative") and entry["polarity"] != polarity:
                 entry["score"] = round(entry["score"] * DIRECTION_FACTOR, 4)
@@ -339,11 +345,13 @@ class Tagger:
         return {"suggestions": suggestions, "area": next(iter(ranked), None),
                 "polarity": polarity if suggestions else None, "area_scores": ranked}
 
-    def _model_view(self, doc: Any, start_tok: int, end_tok: int) -> tuple[list[tuple[str, int]], dict[int, float]]:
-        """The unit as the ranker sees it: (lemma, token index) pairs and its features."""
+    def _model_view(self, doc: Any, start_tok: int, end_tok: int) -> _ModelView:
+        """The unit as the ranker sees it, computed once per unit."""
         assert self.ranker is not None
         pairs = lemma_tokens(doc[start_tok:end_tok])
-        return pairs, self.ranker.features([lemma for lemma, _ in pairs])
+        lemmas = [lemma for lemma, _ in pairs]
+        x = self.ranker.features(lemmas)
+        return _ModelView(pairs, lemmas, x, self.ranker.area_probabilities(x), self.ranker.positive_probability(x))
 
     @staticmethod
     def _term_evidence(doc: Any, pairs: list[tuple[str, int]], terms: list[tuple[int, int]]) -> list[dict[str, Any]]:
@@ -354,7 +362,14 @@ class Tagger:
             evidence.append({"start": span.start_char, "end": span.end_char, "text": span.text})
         return evidence
 
-    def _add_direction_code(self, doc: Any, model: tuple[list[tuple[str, int]], dict[int, float]] | None,
+    def _model_made(self, area: str, polarity: str, score: float, evidence: list[dict[str, Any]]) -> dict[str, Any]:
+        """A suggestion no cue backs (``rule_score`` 0): the area's ``report_as`` code for
+        ``polarity``, explained by ``evidence``."""
+        return {"code_id": self._report_as[area][polarity], "area": area, "polarity": polarity,
+                "score": round(score, 4), "rule_score": 0.0, "negated": False, "hedged": False,
+                "evidence": evidence}
+
+    def _add_direction_code(self, doc: Any, model: _ModelView | None,
                             suggestions: list[dict[str, Any]], polarity: str) -> None:
         """When the top area has no code of the post's direction ("writing it all out just
         made me relive it": a positive writing mechanism in a negative post), suggest the
@@ -362,19 +377,16 @@ class Tagger:
         set the direction as evidence: other areas' codes of that direction and, with a
         ranker, the words its polarity model weighed most. Scored low, like any
         suggestion no cue of its own backs."""
-        area = max(area_scores(suggestions).items(), key=lambda kv: kv[1])[0]
+        area = next(iter(area_scores(suggestions)))
         if area not in self._report_as or any(e["area"] == area and e["polarity"] == polarity for e in suggestions):
             return
         evidence = [ev for e in suggestions if e["polarity"] == polarity for ev in e["evidence"]]
         strength = 0.5
         if model is not None:
             assert self.ranker is not None
-            pairs, x = model
-            lemmas = [lemma for lemma, _ in pairs]
-            _, terms = self.ranker.direction_terms(lemmas, x, polarity)
-            evidence += self._term_evidence(doc, pairs, terms)
-            p_positive = self.ranker.positive_probability(x)
-            strength = p_positive if polarity == "positive" else 1.0 - p_positive
+            _, terms = self.ranker.direction_terms(model.lemmas, model.x, polarity)
+            evidence += self._term_evidence(doc, model.pairs, terms)
+            strength = model.p_positive if polarity == "positive" else 1.0 - model.p_positive
         if not evidence:
             return
         merged: list[list[int]] = []
@@ -383,40 +395,28 @@ class Tagger:
                 merged[-1][1] = max(merged[-1][1], end)
             else:
                 merged.append([start, end])
-        suggestions.append({"code_id": self._report_as[area][polarity], "area": area, "polarity": polarity,
-                            "score": round(MODEL_ONLY_WEIGHT * strength, 4), "rule_score": 0.0,
-                            "negated": False, "hedged": False,
-                            "evidence": [{"start": s, "end": e, "text": doc.text[s:e]} for s, e in merged]})
+        suggestions.append(self._model_made(area, polarity, MODEL_ONLY_WEIGHT * strength,
+                                            [{"start": s, "end": e, "text": doc.text[s:e]} for s, e in merged]))
 
-    def _apply_ranker(self, doc: Any, model: tuple[list[tuple[str, int]], dict[int, float]],
-                      suggestions: list[dict[str, Any]]) -> float:
-        """Scale cue scores by the model's area probabilities, add model-only area
-        suggestions, and return the model's P(positive)."""
+    def _apply_ranker(self, doc: Any, model: _ModelView, suggestions: list[dict[str, Any]]) -> None:
+        """Scale cue scores by the model's area probabilities and add model-only area suggestions."""
         assert self.ranker is not None
-        pairs, x = model
-        lemmas = [lemma for lemma, _ in pairs]
-        probs = self.ranker.area_probabilities(x)
-        p_positive = self.ranker.positive_probability(x)
+        probs = model.probs
         top = max(probs.values())
         for entry in suggestions:
             factor = (1.0 - RANKER_BLEND) + RANKER_BLEND * probs.get(entry["area"], 0.0) / top
             entry["score"] = round(entry["rule_score"] * factor, 4)
         present = {entry["area"] for entry in suggestions}
-        direction = "positive" if p_positive >= 0.5 else "negative"
+        direction = "positive" if model.p_positive >= 0.5 else "negative"
         for area, p in sorted(probs.items(), key=lambda kv: -kv[1]):
             if p < MODEL_ONLY_MIN_P or area in present or area not in self._report_as:
                 continue
-            weight, terms = self.ranker.content_terms(lemmas, x, area)
+            weight, terms = self.ranker.content_terms(model.lemmas, model.x, area)
             if weight < MODEL_ONLY_MIN_WEIGHT:
                 continue
-            evidence = self._term_evidence(doc, pairs, terms)
-            if not evidence:
-                continue
-            code_id = self._report_as[area][direction]
-            suggestions.append({"code_id": code_id, "area": area, "polarity": direction,
-                                "score": round(MODEL_ONLY_WEIGHT * p, 4), "rule_score": 0.0,
-                                "negated": False, "hedged": False, "evidence": evidence})
-        return p_positive
+            evidence = self._term_evidence(doc, model.pairs, terms)
+            if evidence:
+                suggestions.append(self._model_made(area, direction, MODEL_ONLY_WEIGHT * p, evidence))
 
     def _direction(self, suggestions: Sequence[dict[str, Any]], p_positive: float | None) -> str | None:
         """Positive or negative pathway: kind-weighted vote of the directional codes plus

@@ -29,6 +29,7 @@ from typing import Any, Self
 import pandas as pd
 
 from ..errors import PostkitError
+from ..io import iter_json_lines
 from .trace import NGRAM, Thresholds, TraceIndex, load_thresholds, shared_run_starts, word_spans
 
 SUGGESTIONS_FILE = "suggestions.jsonl"
@@ -69,22 +70,14 @@ def locate(folder: str | Path) -> tuple[Path, Path]:
 
 def read_suggestions(path: Path) -> list[dict[str, Any]]:
     quotes = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PostkitError(f"invalid JSON ({exc.msg})", path=path, row=number,
-                                   fix="regenerate the file with `postkit disguise suggest`") from None
-            missing = [k for k in ("quote_id", "source_post_id", "text") if row.get(k) in (None, "")]
-            if missing:
-                raise PostkitError(f"missing {', '.join(missing)}", path=path, row=number,
-                                   fix="each line needs quote_id, source_post_id and text")
-            row["quote_id"], row["source_post_id"] = str(row["quote_id"]), str(row["source_post_id"])
-            row.setdefault("candidates", [])
-            quotes.append(row)
+    for number, row in iter_json_lines(path):
+        missing = [k for k in ("quote_id", "source_post_id", "text") if row.get(k) in (None, "")]
+        if missing:
+            raise PostkitError(f"missing {', '.join(missing)}", path=path, row=number,
+                               fix="each line needs quote_id, source_post_id and text")
+        row["quote_id"], row["source_post_id"] = str(row["quote_id"]), str(row["source_post_id"])
+        row.setdefault("candidates", [])
+        quotes.append(row)
     return quotes
 
 
