@@ -1,0 +1,83 @@
+"""Choose the real posts for the de-identification development set (issue 12).
+
+Why a script: the choice must be reproducible and must not depend on postkit's own
+detector (choosing posts where postkit finds something would hide its misses). Posts are
+drawn per source by a keyed hash of their id; about half are drawn from posts with a
+*neutral* surface cue that an identifier may be present (a digit run, an @ or a web
+address, an age-like form, a capitalised word inside a sentence, a sign-off line), the
+other half from the rest, so the set has both identifier-rich and identifier-free posts.
+The tune/score split is also by hash, fixed before anyone labels a post.
+
+Reads ../shared/data/real_forum/posts.jsonl; writes only post ids (never text):
+
+    python scripts/select_real_deid_set.py OUT.jsonl      # {"post_id", "source", "split", "cue"}
+
+Skips cleanly (exit 0, a message) when the real posts are absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTS = ROOT.parent / "shared" / "data" / "real_forum" / "posts.jsonl"
+SEED = "postkit-real-deid-2026-12"
+PER_SOURCE = {"beyondblue": 110, "ctreddit": 50, "cams": 50, "counselchat": 50, "rallypoint": 50,
+              "mse": 30, "askreddit": 20}
+MIN_WORDS, MAX_WORDS = 15, 220
+
+_CUE = re.compile(
+    r"\d{3,}|@\w|https?://|www\.|\.(?:com|org|net|au|uk)\b"
+    r"|\b\d{1,2}\s*(?:yo|y/o|years?\s+old|[MFmf]\b)|[(\[]\d{1,2}\s*[MFmf][)\]]"
+    r"|(?<=[a-z,] )[A-Z][a-z]{2,}"
+    r"|\n\s*[-~]?\s*[A-Z][a-z]*\s*$"
+)
+
+
+def _rank(post_id: str) -> str:
+    return hashlib.sha256(f"{SEED}:{post_id}".encode()).hexdigest()
+
+
+def select(posts_path: Path) -> list[dict]:
+    pools: dict[tuple[str, bool], list[tuple[str, str]]] = {}
+    with open(posts_path, encoding="utf-8") as handle:
+        for line in handle:
+            post = json.loads(line)
+            source = post["post_id"].split("-")[0]
+            words = len(post["text"].split())
+            if source not in PER_SOURCE or not MIN_WORDS <= words <= MAX_WORDS:
+                continue
+            cue = bool(_CUE.search(post["text"]))
+            pools.setdefault((source, cue), []).append((_rank(post["post_id"]), post["post_id"]))
+    chosen = []
+    for source, count in PER_SOURCE.items():
+        with_cue = sorted(pools.get((source, True), []))[: (count + 1) // 2]
+        without = sorted(pools.get((source, False), []))[: count - len(with_cue)]
+        for rank, post_id in with_cue + without:
+            chosen.append({"post_id": post_id, "source": source,
+                           "split": "tune" if int(rank[-1], 16) % 2 == 0 else "score",
+                           "cue": (rank, post_id) in with_cue})
+    return sorted(chosen, key=lambda row: _rank(row["post_id"]))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.strip().splitlines()[0], "\nusage: select_real_deid_set.py OUT.jsonl", file=sys.stderr)
+        return 2
+    if not POSTS.exists():
+        print(f"real posts not found at {POSTS}: nothing to select (skipped)")
+        return 0
+    rows = select(POSTS)
+    Path(argv[1]).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    splits = {s: sum(r["split"] == s for r in rows) for s in ("tune", "score")}
+    print(f"{len(rows)} posts ({sum(r['cue'] for r in rows)} with a cue); tune {splits['tune']}, "
+          f"score {splits['score']} -> {argv[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
