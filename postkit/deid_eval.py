@@ -51,6 +51,7 @@ ENTITY_TYPES: tuple[str, ...] = (
     "DATE",
     "AGE",
     "URL",
+    "ID_NUMBER",  # other national/health/account ids (SSN, Medicare, service numbers), real-post set
 )
 
 #: Minimum recall the postkit engine must reach: overall, then per gold type.
@@ -146,6 +147,44 @@ def load_gold(path: str | Path) -> list[dict[str, Any]]:
                     raise fail(f"post {post_id}: spans {before['text']!r} and {after['text']!r} overlap")
             posts.append({"id": post_id, "text": text, "spans": spans})
     return posts
+
+
+def load_real_gold(split: str, labels: str | Path, posts: str | Path) -> list[dict[str, Any]]:
+    """The labelled real-post set: offsets from ``labels`` (post ids, split, offsets and a
+    sha256 of each text; never the text), joined with the texts in ``posts``.
+
+    Real posts are not ours to redistribute, so the repository holds only the labels;
+    a text whose sha256 differs from the one labelled stops the load (offsets into a
+    changed text would score nonsense). ``split`` is ``tune``, ``score`` or ``all``.
+    Raises FileNotFoundError when the posts are absent (callers skip).
+    """
+    import hashlib
+
+    labels, posts = Path(labels), Path(posts)
+    wanted: dict[str, dict[str, Any]] = {}
+    with labels.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                if split in ("all", row["split"]):
+                    wanted[row["post_id"]] = row
+    if not posts.exists():
+        raise FileNotFoundError(f"real posts not found at {posts}")
+    gold: list[dict[str, Any]] = []
+    with posts.open(encoding="utf-8") as handle:
+        for line in handle:
+            post = json.loads(line)
+            row = wanted.get(post["post_id"])
+            if row is None:
+                continue
+            text = post["text"]
+            if hashlib.sha256(text.encode("utf-8")).hexdigest() != row["text_sha256"]:
+                raise GoldFormatError(f"post {post['post_id']}: its text changed since it was labelled",
+                                      path=posts, fix="relabel it or restore the original posts file")
+            gold.append({"id": post["post_id"], "text": text,
+                         "spans": [dict(span, text=text[span["start"]:span["end"]]) for span in row["spans"]]})
+    order = {post_id: n for n, post_id in enumerate(wanted)}
+    return sorted(gold, key=lambda post: order[post["id"]])
 
 
 # -------------------------------------------------------------------- predictions

