@@ -24,6 +24,29 @@ Design choices, and why:
   The footer also counts the entries and records the output's sha256, tying the
   log to the corpus file it describes.
 
+* **Signed, in a detached file.** The head proves nothing to someone who can re-make
+  the whole log (flip a decision, fix the counts and output hash, re-chain), and the
+  head recorded in ``manifest.json`` sits in the same editable folder. So the data
+  steward's Ed25519 key (:mod:`postkit.signing`) signs the head, and the signature goes
+  in ``<log>.sig`` beside the log (``audit.jsonl.sig``), the public key in
+  ``<log stem>.pub`` (``audit.pub``, PEM). The signature file is one line of canonical
+  JSON::
+
+      {"algorithm":"ed25519","head":"<head>","key":"sha256:<fingerprint>","purpose":"postkit audit log","signature":"<base64>","version":1}
+
+  and the signed message is the canonical JSON of that object without ``signature``
+  (the rule a line's hash uses): it covers the head, hence every line, the footer's
+  counts and input/output hashes, and the signing key's fingerprint. Why detached
+  rather than a last line after the footer: the signature covers the head, so it cannot
+  be part of the chain it signs; as a line in the log it would be the one line every
+  reader and the chain verifier must skip. Detached, the log format and the verifier
+  are unchanged, old logs still read, and the signature can be checked on its own with
+  ``jq`` and ``openssl`` (the README shows how). The writer of the log publishes log,
+  signature and public key together; a missing signature fails verification.
+  The ``.pub`` beside the log only proves integrity: a forger can re-sign with a fresh
+  key and replace it. Authorship is proven only against the steward's public key as the
+  reviewer received it (:func:`verify_signature` with ``public_key``).
+
 The writer streams (a million posts must not sit in memory) and leaves atomic
 publication (temp file + rename) to its caller.
 """
@@ -40,7 +63,10 @@ from typing import IO, Any, Iterable, Iterator
 
 from .errors import PostkitError
 from .hashing import sha256_path
+from .signing import SigningKey, encode_signature, fingerprint, load_public_key, verify
 
+SIGNATURE_PURPOSE = "postkit audit log"
+SIGNATURE_VERSION = 1
 GENESIS = "0" * 64  # the header's ``prev``: there is no line before it
 RESERVED = frozenset({"type", "seq", "prev", "hash"})  # set by the writer, never by callers
 _KINDS = ("header", "entry", "footer")
@@ -327,3 +353,99 @@ def read_audit(path: str | Path) -> Iterator[dict[str, Any]]:
             except ValueError as error:
                 raise PostkitError(f"not valid JSON ({error})", path=path, row=number,
                                    fix="run `postkit audit verify` on the log") from None
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def signature_path(log: str | Path) -> Path:
+    """Where the detached signature of ``log`` lives: ``audit.jsonl`` → ``audit.jsonl.sig``."""
+    log = Path(log)
+    return log.with_name(log.name + ".sig")
+
+
+def public_key_path(log: str | Path) -> Path:
+    """Where the signer's public key is written beside ``log``: ``audit.jsonl`` → ``audit.pub``."""
+    return Path(log).with_suffix(".pub")
+
+
+def _signed_message(document: dict[str, Any]) -> bytes:
+    return _encode({k: v for k, v in document.items() if k != "signature"}).encode("utf-8")
+
+
+def sign_head(key: SigningKey, head: str) -> str:
+    """The signature file's text (one canonical JSON line) signing ``head`` and the key's fingerprint."""
+    document: dict[str, Any] = {"algorithm": "ed25519", "head": head, "key": key.fingerprint,
+                                "purpose": SIGNATURE_PURPOSE, "version": SIGNATURE_VERSION}
+    document["signature"] = encode_signature(key.sign(_signed_message(document)))
+    return _encode(document) + "\n"
+
+
+@dataclass
+class SignatureResult:
+    """The outcome of :func:`verify_signature`.
+
+    ``authenticated``: checked against a public key the caller supplied (the steward's
+    published key), not merely the ``.pub`` beside the log, which anyone could replace.
+    """
+
+    ok: bool
+    problem: str | None
+    key: str | None  # the fingerprint of the key checked against
+    key_source: Path | None  # the public key file used
+    authenticated: bool
+
+
+def _short(fp: str) -> str:
+    return fp[: len("sha256:") + 16] + "…"
+
+
+def verify_signature(log: str | Path, head: str, public_key: str | Path | None = None) -> SignatureResult:
+    """Check ``<log>.sig`` signs ``head`` (the log's verified head) with ``public_key``.
+
+    Without ``public_key``, the ``.pub`` beside the log is used: that proves the log was
+    not altered after signing, not who signed it. Raises :class:`PostkitError` only when
+    a given public key file cannot be read.
+    """
+    log = Path(log)
+    sig_path = signature_path(log)
+    given = public_key is not None
+    key_path = Path(public_key) if given else public_key_path(log)
+
+    def fail(problem: str, key: str | None = None) -> SignatureResult:
+        return SignatureResult(False, problem, key, key_path, given)
+
+    try:
+        text = sig_path.read_bytes()
+    except FileNotFoundError:
+        return fail(f"no signature: {sig_path.name} is missing — the log is unsigned, or its signature was removed")
+    except OSError as error:
+        return fail(f"cannot read the signature file {sig_path.name}: {error.strerror or error}")
+    try:
+        document = _load(text.decode("utf-8").strip())
+    except (ValueError, RecursionError):
+        document = None
+    fields = ("algorithm", "head", "key", "purpose", "signature", "version")
+    if (not isinstance(document, dict) or set(document) != set(fields)
+            or not all(isinstance(document[f], str) for f in fields if f != "version")
+            or document["algorithm"] != "ed25519" or document["purpose"] != SIGNATURE_PURPOSE
+            or document["version"] != SIGNATURE_VERSION):
+        return fail(f"the signature file {sig_path.name} is malformed (not a postkit Ed25519 audit signature)")
+    if document["head"] != head:
+        return fail(f"the signature is for head {document['head'][:16]}…, not this log's head {head[:16]}… — "
+                    "the log was re-made or changed after it was signed")
+    if not given and not key_path.exists():
+        return fail(f"no public key: {key_path.name} is missing beside the log — pass --public-key with the "
+                    "data steward's published public key")
+    public = load_public_key(key_path)
+    expected = fingerprint(public)
+    if document["key"] != expected:
+        if given:
+            return fail(f"the log was signed by another key ({_short(document['key'])}), not the given public key "
+                        f"({_short(expected)}) — it was not signed by that key's holder", expected)
+        return fail(f"the log was signed by key {_short(document['key'])}, but {key_path.name} beside it is "
+                    f"{_short(expected)}", expected)
+    if not verify(public, document["signature"], _signed_message(document)):
+        return fail("the signature does not match the log's head and key — the signature file was altered "
+                    "or made with another key", expected)
+    return SignatureResult(True, None, expected, key_path, given)

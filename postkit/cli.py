@@ -15,11 +15,12 @@ import click
 
 from . import __version__
 from .errors import PostkitError
+from .signals import exit_code_for, signal_name_for, stop_on_signals
 from .timestamps import parse_timestamp
 
 # The consent reason codes, listed here so `--help` needs no heavy imports.
-REASON_CODES = ["OPTED_IN", "NO_RECORD", "OPTED_OUT", "WITHDRAWN", "CONFLICT", "NOT_YET", "EXPIRED",
-                "INVALID_POST"]
+REASON_CODES = ["OPTED_IN", "NO_RECORD", "OPTED_OUT", "WITHDRAWN", "WITHDRAWN_LATER", "CONFLICT",
+                "AMBIGUOUS_ID", "NOT_YET", "EXPIRED", "INVALID_POST"]
 
 _MAX_DETAILS = 20
 
@@ -44,9 +45,36 @@ class _UserError(click.ClickException):
 
 
 class _Root(click.Group):
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        """The entry point: SIGTERM and SIGHUP stop a command the way Ctrl+C does, so its
+        temporary files are removed (see :mod:`postkit.signals`); other processes' lock
+        messages name the command (see :mod:`postkit.locks`)."""
+        from .locks import set_process_purpose
+
+        set_process_purpose(self._command_name(sys.argv[1:] if args is None else list(args)))
+        with stop_on_signals():
+            return super().main(args, *rest, **kwargs)
+
+    def _command_name(self, args: list[str]) -> str:
+        """``postkit consent filter`` from the command line's leading command names."""
+        names, command = ["postkit"], self
+        for word in args:
+            found = command.commands.get(word) if isinstance(command, click.Group) else None
+            if found is None:
+                break
+            names.append(word)
+            command = found
+        return " ".join(names)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as stop:
+            # Ctrl+C, SIGTERM or SIGHUP: outputs were already cleaned up on the way out.
+            code = exit_code_for(stop)
+            click.echo(f"error: stopped by {signal_name_for(stop)} before the command finished; "
+                       "unfinished outputs and temporary files were removed", err=True)
+            raise click.exceptions.Exit(code) from None
         except PostkitError as error:
             raise _UserError(error) from None
         except OSError as error:
@@ -131,49 +159,81 @@ def consent() -> None:
 @click.option("--as-of", callback=_timestamp, help="Judge consent at this time (default: now). Naive = UTC.")
 @click.option("--key-file", type=click.Path(path_type=Path),
               help="Pseudonym key (else $POSTKIT_PSEUDONYM_KEY, else a new key is generated).")
+@click.option("--signing-key", type=click.Path(path_type=Path),
+              help="The data steward's Ed25519 private key (PEM PKCS#8, owner-only) that signs the log "
+                   "(default: signing-ed25519.pem in $POSTKIT_KEY_DIR or ~/.config/postkit/keys, created "
+                   "on first use).")
 @column_option
 @click.option("--consent-column", "consent_columns", multiple=True, metavar="NAME=SOURCE",
               help="Column mapping for the consent file. Repeatable.")
 @batch_option
 @quiet_option
-def consent_filter(posts, consent_path, output, audit, as_of, key_file, columns, consent_columns,
-                   batch_size, quiet) -> None:
+@click.option("--ignore-later-withdrawals", is_flag=True,
+              help="Keep posts whose authors opted out or withdrew after --as-of (default: such posts are "
+                   "excluded as WITHDRAWN_LATER). Only to reproduce an old run exactly; written in the log.")
+def consent_filter(posts, consent_path, output, audit, as_of, key_file, signing_key, columns, consent_columns,
+                   batch_size, quiet, ignore_later_withdrawals) -> None:
     """Keep posts whose author's latest applicable consent record is an opt-in.
 
     Every post gets a decision and a reason in the audit log; the log's head hash is
-    printed at the end so it can be recorded elsewhere.
+    printed at the end so it can be recorded elsewhere. The log is signed (LOG.sig) and
+    the signer's public key written beside it (e.g. audit.pub).
 
     Example: postkit consent filter posts.csv --consent consent.csv
     --output kept.parquet --audit audit.jsonl --as-of 2025-01-01
     """
     from .consent_filter import filter_consent_files
     from .pseudonym import resolve_key
+    from .signing import resolve_signing_key
 
-    key = resolve_key(key_file, outputs=[output, audit])
-    if key.generated:
-        _echo_err(f"Generated a new pseudonym key: {key.origin} (keep it private; pass "
-                  f"--key-file {key.origin} to reuse the same pseudonyms)")
+    key = resolve_key(key_file, outputs=[output, audit])  # a new key is saved only if the run succeeds
+    signer = resolve_signing_key(signing_key, outputs=[output, audit])
+    notes: list[str] = []
     with _input_progress(quiet, "consent", posts, columns) as advance:
         summary = filter_consent_files(
             posts, consent_path, output, audit, key, as_of=as_of, column_map=columns,
             consent_column_map=consent_columns, batch_size=batch_size, on_progress=advance,
+            signing_key=signer, before_publish=lambda: notes.extend(key.persist()),
+            ignore_later_withdrawals=ignore_later_withdrawals,
         )
+    _announce_keys(key, notes + signer.notes)
     if not quiet:
         click.echo(summary.render())
+    elif summary.unmatched_forums:
+        _echo_err(summary.unmatched_forums_warning())
+
+
+def _announce_keys(key, notes: list[str]) -> None:
+    """On stderr, even with -q: where a new pseudonym key was saved, and other key notes."""
+    for note in notes:
+        _echo_err(note)
+    if key.generated:
+        _echo_err(f"Generated a new pseudonym key: {key.origin} (keep it private; pass "
+                  f"--key-file {key.origin} to reuse the same pseudonyms)")
 
 
 @consent.command("check")
 @click.argument("consent_path", metavar="CONSENT", type=click.Path(path_type=Path))
 @click.option("--consent-column", "consent_columns", multiple=True, metavar="NAME=SOURCE",
               help="Column mapping for the consent file. Repeatable.")
-def consent_check(consent_path, consent_columns) -> None:
+@click.option("--posts", "posts_path", type=click.Path(path_type=Path),
+              help="Also list posts whose author matches records only as a look-alike id, and "
+                   "forums no post belongs to.")
+@column_option
+def consent_check(consent_path, consent_columns, posts_path, columns) -> None:
     """Validate a consent file without filtering anything.
 
-    Example: postkit consent check consent.csv
+    Problems that stop `consent filter` (unreadable rows, duplicate columns or keys,
+    ragged rows, `all` as a forum) exit 1. Look-alike user ids (equal only after case
+    or confusable folding) and forum names are listed by record row, never by id:
+    their records can exclude posts but never keep them.
+
+    Example: postkit consent check consent.csv --posts posts.csv
     """
     from collections import Counter
 
-    from .consent import CONSENT_REQUIRED, parse_consent_records
+    from .consent import CONSENT_REQUIRED, look_alike_forums, look_alike_id_groups, parse_consent_records
+    from .identity import shown
     from .io import read_table
     from .summary import text_table
 
@@ -181,11 +241,68 @@ def consent_check(consent_path, consent_columns) -> None:
                        mapping_option="--consent-column")
     records = parse_consent_records(frame, consent_path)
     statuses = Counter(r.status for r in records)
-    forums = Counter(r.forum_label for r in records)
+    forums = Counter(shown(r.forum_label) for r in records)
     click.echo(f"{consent_path}: {len(records):,} valid records for "
                f"{len({r.user_id for r in records}):,} users")
     click.echo(text_table(["status", "records"], sorted(statuses.items())))
     click.echo(text_table(["forum", "records"], sorted(forums.items())))
+    groups = look_alike_id_groups(records)
+    if groups:
+        click.echo(f"\nLook-alike user ids (differ only by case or look-alike characters; their records "
+                   f"only ever exclude): {len(groups):,} groups, by record rows")
+        for group in groups:
+            click.echo("  " + "  ~  ".join(_rows_text(rows) for rows in group.rows))
+    for names in look_alike_forums(records):
+        click.echo(f"Look-alike forum names (count only for exclusions): {', '.join(names)}")
+    if posts_path is not None:
+        _check_posts_against(records, posts_path, columns)
+
+
+def _rows_text(rows) -> str:
+    shown_rows = ", ".join(str(r) for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+    return f"row{'s' if len(rows) > 1 else ''} {shown_rows}"
+
+
+def _check_posts_against(records, posts_path: Path, columns) -> None:
+    """`consent check --posts`: authors who match records only as look-alikes, and unused forums."""
+    from collections import Counter
+
+    from .consent import POST_KEY_COLUMNS, ConsentPolicy, normalise_forum
+    from .identity import clean_id, shown
+    from .io import open_table
+    from .timestamps import now_utc
+
+    policy = ConsentPolicy(records, now_utc())
+    reader = open_table(posts_path, column_map=columns, required=POST_KEY_COLUMNS)
+    seen_forums: set[str] = set()
+    first_row: dict[str, int] = {}
+    posts_by_user: Counter = Counter()
+    for frame in reader.batches():
+        for row, user_id, forum in zip(frame.index, frame["user_id"].tolist(), frame["forum"].tolist()):
+            user = clean_id(user_id)
+            if forum is not None and str(forum).strip():
+                seen_forums.add(normalise_forum(forum))
+            if user is not None:
+                first_row.setdefault(user, int(row) + 1)
+                posts_by_user[user] += 1
+    pairs = []
+    for user, row in first_row.items():
+        others = policy.look_alikes(user)
+        if others:
+            record_rows = sorted(r.row for other in others for r in policy.records_by_user[other])
+            pairs.append((row, posts_by_user[user], record_rows))
+    if pairs:
+        click.echo(f"\nPost authors matching consent records only as look-alike ids (such posts are never "
+                   f"kept on those records): {len(pairs):,} authors")
+        for row, count, record_rows in sorted(pairs)[:_MAX_DETAILS]:
+            click.echo(f"  author of post row {row} ({count:,} post{'s' if count > 1 else ''})  ~  "
+                       f"record {_rows_text(record_rows)}")
+        if len(pairs) > _MAX_DETAILS:
+            click.echo(f"  … and {len(pairs) - _MAX_DETAILS} more")
+    unused = sorted(shown(policy.forum_label(f)) for f in policy.forums_in_records - seen_forums)
+    if unused:
+        click.echo("Forums in consent records that no post belongs to (such records never keep a post): "
+                   + ", ".join(unused))
 
 
 # --------------------------------------------------------------------------- deid
@@ -242,10 +359,8 @@ def deid(source, output, spans_out, operator, entities, model, processes, text_c
     from .deid.run import DeidSettings, deidentify_file
     from .pseudonym import resolve_key
 
-    key = resolve_key(key_file, outputs=[p for p in (output, spans_out) if p])
-    if key.generated:
-        _echo_err(f"Generated a new pseudonym key: {key.origin} (keep it private; pass "
-                  f"--key-file {key.origin} to reuse the same pseudonyms)")
+    key = resolve_key(key_file, outputs=[p for p in (output, spans_out) if p])  # saved only if the run succeeds
+    notes: list[str] = []
     settings = DeidSettings(
         operator=operator, model=model, entities=entities,
         deny_usernames=tuple(read_word_list(deny_usernames)) if deny_usernames else (),
@@ -256,7 +371,9 @@ def deid(source, output, spans_out, operator, entities, model, processes, text_c
             source, output, key, settings=settings, spans_out=spans_out,
             text_columns=text_columns or ("text",), column_map=columns, processes=processes,
             batch_size=batch_size, forum_pseudonyms=forum_pseudonyms, on_progress=advance,
+            before_publish=lambda: notes.extend(key.persist()),
         )
+    _announce_keys(key, notes)
     if not quiet:
         click.echo(summary.render())
 
@@ -448,11 +565,15 @@ def code_progress(store) -> None:
     from .coding.store import CodingStore
     from .summary import text_table
 
-    with CodingStore(store) as opened:
+    with CodingStore(store, read_only=True) as opened:
         numbers = opened.progress()
+        head = opened.head()
     click.echo(f"{store}: {numbers['units_decided']:,} of {numbers['units_total']:,} units have decisions; "
                f"{numbers['suggestions_pending']:,} of {numbers['suggestions_total']:,} suggested codes not yet "
                f"reviewed by anyone")
+    if head is not None:
+        click.echo(f"Chain head: {head[1]} (seq {head[0]}; check later with `postkit code verify STORE "
+                   "--expect-head HEAD`)")
     coders = sorted(numbers["decisions_by_coder"])
     if coders:
         click.echo(text_table(["coder", "units", "decisions"],
@@ -492,7 +613,7 @@ def code_export_sheet(store, coder, output) -> None:
     """
     from .coding.store import CodingStore, export_sheet
 
-    with CodingStore(store) as opened:
+    with CodingStore(store, read_only=True) as opened:
         rows = export_sheet(opened, output, coder)
     click.echo(f"{output}: {rows:,} rows for {coder}; fill 'decision' (accept, reject, add, remove) and 'memo'")
 
@@ -511,6 +632,27 @@ def code_import_sheet(store, sheet, coder) -> None:
     with CodingStore(store) as opened:
         recorded = import_sheet(opened, sheet, coder)
     click.echo(f"{sheet}: recorded {recorded:,} decisions by {coder}")
+
+
+@code.command("verify")
+@store_argument
+@click.option("--expect-head", metavar="HASH",
+              help="The head printed earlier (by `code verify` or `code progress`) and kept elsewhere: "
+                   "then a store rewritten from scratch, or cut short, fails too.")
+def code_verify(store, expect_head) -> None:
+    """Exit 0 if no decision or review was edited, deleted, inserted or back-dated; 1 naming the first.
+
+    Checks the hash chain over decisions and reviews, its head record and the append-only
+    triggers, reading only.
+
+    Example: postkit code verify study/coding.sqlite --expect-head 3f2a…
+    """
+    from .coding.store import verify_store
+
+    result = verify_store(store, expected_head=expect_head)
+    click.echo(result.render())
+    if not result.ok:
+        sys.exit(1)
 
 
 @main.command("agreement")
@@ -663,25 +805,58 @@ def audit() -> None:
     """Check consent audit logs."""
 
 
+public_key_option = click.option(
+    "--public-key", type=click.Path(path_type=Path),
+    help="The data steward's public key (PEM, ssh-ed25519 line or hex), as they gave it to you: "
+         "the log must be signed by it. Without it, only the .pub beside the log is checked.")
+
+
 @audit.command("verify")
 @click.argument("log", type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="Also check that this output file is the one the log describes.")
 @click.option("--expect-head", help="The head hash recorded elsewhere when the log was made.")
-def audit_verify(log, output, expect_head) -> None:
-    """Exit 0 if the log's hash chain is intact, 1 naming the first bad line.
+@public_key_option
+def audit_verify(log, output, expect_head, public_key) -> None:
+    """Exit 0 if the log's hash chain is intact and its signature good, 1 naming the problem.
 
-    Example: postkit audit verify audit.jsonl --output kept.parquet
+    Only --public-key (the data steward's key, as you received it from them) proves who
+    made the log; without it the .pub beside the log is used, which proves integrity only.
+
+    Example: postkit audit verify audit.jsonl --output kept.parquet --public-key steward.pub
     """
     from .audit import verify_audit
 
     result = verify_audit(log, output=output, expected_head=expect_head)
-    if result.ok:
-        extra = " and the output matches" if output else ""
-        click.echo(f"OK: {log} is intact ({result.entries:,} entries{extra}); head {result.head}")
-        return
-    click.echo(f"FAILED: {log}: {result.problem}")
-    sys.exit(1)
+    if not result.ok:
+        click.echo(f"FAILED: {log}: {result.problem}")
+        sys.exit(1)
+    signed = _check_signature(log, result.head, public_key)
+    extra = " and the output matches" if output else ""
+    click.echo(f"OK: {log} is intact ({result.entries:,} entries{extra}) and {signed}; head {result.head}")
+    _warn_unauthenticated(log, public_key)
+
+
+def _check_signature(log: Path, head: str | None, public_key: Path | None) -> str:
+    """Verify the log's signature (exit 1 with one line if it fails); returns how it was signed."""
+    from .audit import verify_signature
+
+    checked = verify_signature(log, head or "", public_key)
+    if not checked.ok:
+        click.echo(f"FAILED: {log}: {checked.problem}")
+        sys.exit(1)
+    if checked.authenticated:
+        return f"signed by the given public key {checked.key}"
+    return f"its signature matches {checked.key_source} ({checked.key})"
+
+
+def _warn_unauthenticated(log: Path, public_key: Path | None) -> None:
+    if public_key is None:
+        from .audit import public_key_path
+
+        click.echo(f"NOT AUTHENTICATED: this shows the log was not altered after it was signed, not who signed it: "
+                   f"anyone can re-make a log, sign it with a new key and replace {public_key_path(log).name}. "
+                   "Pass --public-key FILE with the data steward's public key, obtained from them directly.")
 
 
 @audit.command("show")
@@ -691,10 +866,12 @@ def audit_verify(log, output, expect_head) -> None:
 @click.option("--reason", "reasons", multiple=True,
               type=click.Choice(REASON_CODES, case_sensitive=False),
               help="List every post excluded or kept for this reason (repeatable).")
-def audit_show(log, post_ids, reasons) -> None:
+@public_key_option
+def audit_show(log, post_ids, reasons, public_key) -> None:
     """Explain a log: its run, policy, counts, and why given posts were kept or excluded.
 
-    The log is verified first; an altered log is reported and nothing else is shown.
+    The log and its signature are verified first; an altered log is reported and nothing
+    else is shown. Pass --public-key to check who signed it.
 
     Example: postkit audit show audit.jsonl --post p0000042 --reason CONFLICT
     """
@@ -707,7 +884,9 @@ def audit_show(log, post_ids, reasons) -> None:
         click.echo(f"FAILED: {log}: {result.problem}")
         sys.exit(1)
     assert result.header is not None and result.footer is not None
-    click.echo(f"{log}: intact, {result.entries:,} decisions, head {result.head}")
+    signed = _check_signature(log, result.head, public_key)
+    click.echo(f"{log}: intact, {result.entries:,} decisions, head {result.head}; {signed}")
+    _warn_unauthenticated(log, public_key)
     for line in describe_header(result.header):
         click.echo(f"  {line}")
     counts = result.footer.get("counts", {})
@@ -730,6 +909,40 @@ def audit_show(log, post_ids, reasons) -> None:
 # --------------------------------------------------------------------------- run / convert
 
 
+@main.group()
+def keys() -> None:
+    """The data steward's signing key."""
+
+
+@keys.command("public")
+@click.option("--signing-key", type=click.Path(path_type=Path),
+              help="Private signing key file (default: signing-ed25519.pem in the key folder, created if missing).")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="Write the public key to this file instead of printing it.")
+def keys_public(signing_key, output) -> None:
+    """Print the public half of your signing key, to send to ethics reviewers yourself.
+
+    Reviewers check every audit log against it (`postkit audit verify LOG --public-key
+    FILE`). Send it through a channel of your own (e-mail, the ethics application), never
+    only inside a run folder: a forger could replace a key there.
+
+    Example: postkit keys public -o steward.pub
+    """
+    from .io import write_atomic
+    from .signing import resolve_signing_key
+
+    key = resolve_signing_key(signing_key, outputs=[output] if output else [])
+    key.persist()
+    for note in key.notes:
+        _echo_err(note)
+    if output:
+        write_atomic(output, key.public_pem())
+        _echo_err(f"Public key {key.fingerprint} written to {output}")
+    else:
+        click.echo(key.public_pem().decode("ascii"), nl=False)
+        _echo_err(f"Fingerprint: {key.fingerprint}")
+
+
 @main.command("run")
 @click.argument("study_file", metavar="STUDY.toml", type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path),
@@ -738,13 +951,17 @@ def audit_show(log, post_ids, reasons) -> None:
 def run(study_file, output, quiet) -> None:
     """Run the stages a study file configures, in order, into one run folder.
 
+    The run folder is locked while the run lasts: a second run into it, or a run while
+    `postkit review serve` has it open, stops with a message naming the holder. A run
+    stopped by Ctrl+C, SIGTERM or SIGHUP leaves the previous run folder as it was.
+
     Example: postkit run corpora/demo/study.toml
     """
     from .pipeline import load_study, run_study
 
     study = load_study(study_file, output)
     echo = (lambda message: None) if quiet else click.echo
-    manifest = run_study(study, progress=_progress(quiet), echo=echo)
+    manifest = run_study(study, progress=_progress(quiet), echo=echo, warn=_echo_err)
     if not quiet:
         stages = ", ".join(stage["name"] for stage in manifest["stages"])
         click.echo(f"\nRun folder: {study.output} (stages: {stages}; manifest.json written)")
@@ -783,21 +1000,38 @@ def review() -> None:
 @click.argument("study_dir", metavar="STUDY_DIR", type=click.Path(path_type=Path))
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="Port on 127.0.0.1 (the app is never reachable from other machines).")
-@click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
-def review_serve(study_dir, port, no_browser) -> None:
+@click.option("--reviewers", metavar="NAMES",
+              help="Comma-separated names of the people who review, e.g. alice,bob. Each gets a secret "
+                   "link; decisions are recorded under the link's name. Names are compared ignoring case, "
+                   "width and invisible characters. Default: one reviewer named after your login name.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser tab (it opens only for a single reviewer).")
+def review_serve(study_dir, port, reviewers, no_browser) -> None:
     """Serve the review app for a study folder on 127.0.0.1 until Ctrl+C.
 
     Quotes: the candidates with their traceability verdicts, a live check as you edit,
-    approve or reject with a note. Coding: accept or reject suggested codes with a memo.
-    Decisions are saved in the study's SQLite store.
+    approve or reject with a note. Coding: accept or reject suggested codes with a memo,
+    seeing only your own decisions. Decisions are saved in the study's SQLite store.
 
-    Example: postkit review serve study/
+    Prints one secret link per reviewer (new links every start; give each person only
+    their own): whoever opens a link acts as that reviewer. Without --reviewers there is
+    one reviewer, named after your login name, and the browser opens at their link.
+
+    Example: postkit review serve study/ --reviewers alice,bob
     """
     from .disguise.study import QuoteStudy
-    from .review.server import serve
+    from .review.identity import parse_reviewer_list
+    from .review.server import ReviewServer, serve
 
-    def ready(url: str) -> None:
-        click.echo(f"Reviewing {study_dir} at {url}\nCtrl+C to stop")
+    names = parse_reviewer_list(reviewers) if reviewers is not None else None  # fail before loading models
+
+    def ready(server: ReviewServer) -> None:
+        members = list(server.reviewers)
+        width = max(len(r.name) for r in members)
+        click.echo(f"Reviewing {study_dir} at {server.url}")
+        click.echo("Secret links, one per reviewer (valid until the app stops; give each person only their own):")
+        for reviewer in members:
+            click.echo(f"  {reviewer.name:<{width}}  {server.link(reviewer)}")
+        click.echo("Ctrl+C to stop")
 
     def open_study() -> QuoteStudy:
         study = QuoteStudy.open(study_dir)
@@ -805,7 +1039,7 @@ def review_serve(study_dir, port, no_browser) -> None:
         study.warm_up()  # before the reviewer's first keystroke, not on it
         return study
 
-    serve(open_study, port, open_browser=not no_browser, on_ready=ready)
+    serve(open_study, port, reviewers=names, open_browser=not no_browser, on_ready=ready)
     click.echo("Stopped.")
 
 

@@ -46,11 +46,27 @@ SHARED = "shared"
 EXCLUSIVE = "exclusive"
 LOCK_SUFFIX = ".lock-postkit"
 
+_process_purpose = "a postkit process"
+
+
+def set_process_purpose(purpose: str) -> None:
+    """Name this process in other processes' "in use by …" messages (the CLI sets
+    ``postkit COMMAND``); locks taken without their own ``purpose`` use it."""
+    global _process_purpose
+    _process_purpose = purpose
+
+
+def process_purpose() -> str:
+    return _process_purpose
+
 
 def lock_file_for(target: str | Path) -> Path:
     """Where the lock of ``target`` (a file or folder) lives: a hidden file beside it."""
     target = Path(target).absolute()
-    return target.parent / f".{target.name}{LOCK_SUFFIX}"
+    # The folder is resolved so that two spellings of one place (a symlinked folder,
+    # "a/../b") share one lock; the name is not, since the name itself is what a
+    # writer replaces.
+    return target.parent.resolve() / f".{target.name}{LOCK_SUFFIX}"
 
 
 def run_folder_of(path: str | Path, levels: int = 3) -> Path | None:
@@ -88,18 +104,19 @@ def describe_holder(lock_path: Path) -> str:
 class PathLock:
     """An advisory lock on ``target``; use as a context manager or call acquire/release.
 
-    ``purpose`` names the holder in other processes' messages, e.g. ``"postkit run"``.
+    ``purpose`` names the holder in other processes' messages, e.g. ``"postkit run"``
+    (default: :func:`process_purpose`).
     Acquiring never waits: a held lock raises :class:`PostkitError` at once, naming the
     holder, because a researcher would rather be told than have a command hang.
     """
 
-    def __init__(self, target: str | Path, *, mode: str = EXCLUSIVE, purpose: str = "postkit") -> None:
+    def __init__(self, target: str | Path, *, mode: str = EXCLUSIVE, purpose: str | None = None) -> None:
         if mode not in (SHARED, EXCLUSIVE):
             raise ValueError(f"lock mode must be {SHARED!r} or {EXCLUSIVE!r}")
         self.target = Path(target)
         self.path = lock_file_for(target)
         self.mode = mode
-        self.purpose = purpose
+        self.purpose = purpose or _process_purpose
         self._fd: int | None = None
 
     @property

@@ -14,9 +14,9 @@ disguise) plug in the same way.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -26,8 +26,10 @@ from typing import Any, Callable
 from . import __version__
 from .errors import PostkitError
 from .hashing import sha256_path
-from .io import FORMATS, parse_column_map, publish
+from .io import FORMATS, OLD_SUFFIX, new_temp_beside, parse_column_map, publish, remove_stale_temps
+from .locks import EXCLUSIVE, PathLock
 from .pseudonym import resolve_key
+from .signing import resolve_signing_key
 from .timestamps import iso, now_utc, parse_timestamp
 
 MANIFEST = "manifest.json"
@@ -69,18 +71,40 @@ class StageContext:
     echo: Callable[[str], None]
     first: bool  # reads the raw study input (so --column mappings apply)
     shared: dict[str, Any] = field(default_factory=dict)  # state shared by the run's stages
+    # What a steward must see even with -q (a new key saved, consent forums no post belongs to).
+    warn: Callable[[str], None] | None = None
+
+    def notify(self, message: str) -> None:
+        (self.warn or self.echo)(message)
 
     def key(self, config: dict[str, Any]):
-        """The run's pseudonym key: resolved once, so every stage pseudonymises alike."""
+        """The run's pseudonym key: resolved once, so every stage pseudonymises alike.
+
+        A new key is saved only when the whole run succeeds, just before the run folder
+        is published (a ``before_publish`` hook of :func:`run_study`).
+        """
         if "key" not in self.shared:
             key_file = config.get("key_file") or self.study.config.get("study", {}).get("key_file")
             key = resolve_key(self.study.resolve(key_file) if key_file else None,
                               outputs=[self.final_run_folder])
             if key.generated:
-                self.echo(f"Generated a new pseudonym key: {key.origin} (keep it private; "
-                          "set key_file in [study] to reuse it)")
+                def save() -> None:
+                    for note in key.persist():
+                        self.notify(note)
+                    self.notify(f"Generated a new pseudonym key: {key.origin} (keep it private; "
+                              "set key_file in [study] to reuse it)")
+
+                self.shared.setdefault("before_publish", []).append(save)
             self.shared["key"] = key
         return self.shared["key"]
+
+    def signing_key(self, config: dict[str, Any]):
+        """The data steward's signing key: the stage's ``signing_key`` file, else the key folder's."""
+        if "signing_key" not in self.shared:
+            key_file = config.get("signing_key")
+            self.shared["signing_key"] = resolve_signing_key(self.study.resolve(key_file) if key_file else None,
+                                                             outputs=[self.final_run_folder])
+        return self.shared["signing_key"]
 
     def final_path(self, path: Path) -> Path:
         """Where a file being written in the temporary run folder will end up."""
@@ -251,18 +275,54 @@ def _refuse_to_drop_human_work(output: Path) -> None:
             )
 
 
+def _clean_up_after_a_killed_run(output: Path, echo: Callable[[str], None]) -> None:
+    """Undo what a killed earlier run into ``output`` left beside it (call under the run lock).
+
+    A run killed while publishing (between moving the old run folder aside and renaming
+    the new one in) leaves the old, complete folder as ``.RUN.old-postkit``: it is put
+    back. Half-built run folders (``.RUN.*.tmp-postkit``) hold kept posts with raw ids
+    and are removed.
+    """
+    aside = output.with_name(f".{output.name}{OLD_SUFFIX}")
+    if not os.path.lexists(output) and (aside / MANIFEST).is_file():
+        os.replace(aside, output)
+        echo(f"Restored the previous run folder {output} (an earlier run was stopped while replacing it)")
+    removed = remove_stale_temps(output)
+    if removed:
+        echo(f"Removed {len(removed)} temporary file(s) left beside {output} by an earlier run that was killed")
+
+
 def run_study(
     study: Study,
     *,
     progress: Callable[..., Any],
     echo: Callable[[str], None] = lambda _: None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every stage; returns the manifest (also written as ``manifest.json``)."""
+    """Run every stage; returns the manifest (also written as ``manifest.json``).
+
+    ``echo`` receives each stage's summary; ``warn`` (default: ``echo``) what must be
+    seen even when summaries are not (new keys, forums no post belongs to).
+
+    The run folder is locked (exclusively, see :mod:`postkit.locks`) for the whole run:
+    a second run into it, a review app serving it and any writer of its coding store
+    (they hold shared locks) exclude each other, and whoever comes second stops with a
+    message naming the holder. Under the lock the run first cleans up after killed
+    runs; and just before the new folder replaces the old one, the old one is checked
+    again for coder/reviewer decisions, so nothing made since the start is lost.
+    """
     output = study.output
-    _check_output_folder(output, study)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    with PathLock(output, mode=EXCLUSIVE, purpose="postkit run"):
+        _clean_up_after_a_killed_run(output, echo)
+        _check_output_folder(output, study)
+        return _run_locked(study, progress, echo, warn)
+
+
+def _run_locked(study: Study, progress: Callable[..., Any], echo: Callable[[str], None],
+                warn: Callable[[str], None] | None) -> dict[str, Any]:
+    output = study.output
     started = now_utc()
-    temp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp-postkit", dir=output.parent))
+    temp = new_temp_beside(output, folder=True)
     try:
         manifest = {
             "postkit_version": __version__,
@@ -282,7 +342,7 @@ def run_study(
             folder = temp / name
             folder.mkdir()
             context = StageContext(study, current, folder, temp, output, progress, echo, first=index == 0,
-                                   shared=shared)
+                                   shared=shared, warn=warn)
             result = STAGES[name](context, study.section(name))
             manifest["stages"].append(
                 {
@@ -301,6 +361,10 @@ def run_study(
         manifest["finished_at"] = iso(now_utc())
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                      encoding="utf-8")
+        if output.is_dir():
+            _refuse_to_drop_human_work(output)
+        for hook in shared.get("before_publish", ()):  # e.g. save a new pseudonym key, now the run succeeded
+            hook()
         publish(temp, output)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)

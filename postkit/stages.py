@@ -9,7 +9,7 @@ from .consent_filter import filter_consent_files
 from .errors import PostkitError
 from .pipeline import StageContext, StageResult, register_stage, stage_timestamp
 
-_CONSENT_OPTIONS = {"as_of", "key_file"}
+_CONSENT_OPTIONS = {"as_of", "key_file", "signing_key", "ignore_later_withdrawals"}
 
 
 def _check_options(context: StageContext, section: str, config: dict[str, Any], known: set[str]) -> None:
@@ -20,6 +20,14 @@ def _check_options(context: StageContext, section: str, config: dict[str, Any], 
             path=context.study.path,
             fix=f"known options: {', '.join(sorted(known))}",
         )
+
+
+def _flag(context: StageContext, config: dict[str, Any], name: str) -> bool:
+    value = config.get(name, False)
+    if not isinstance(value, bool):
+        raise PostkitError(f"[consent] {name} must be true or false", path=context.study.path,
+                           fix=f"write {name} = true (only to reproduce an old run) or leave it out")
+    return value
 
 
 @register_stage("consent")
@@ -48,15 +56,24 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
             consent_column_map=study.consent_column_map,
             batch_size=study.batch_size,
             on_progress=advance,
+            signing_key=context.signing_key(config),
+            ignore_later_withdrawals=_flag(context, config, "ignore_later_withdrawals"),
         )
+    signature, public_key = summary.signature, summary.public_key
     summary.output, summary.audit = context.final_path(output), context.final_path(audit)
-    context.echo(summary.render())
+    summary.signature, summary.public_key = context.final_path(signature), context.final_path(public_key)
+    # Warnings go to the warn channel when there is one (shown even with -q), else into the summary.
+    context.echo(summary.render(warnings=context.warn is None))
+    if context.warn is not None and summary.unmatched_forums:
+        context.warn(summary.unmatched_forums_warning())
+    for note in summary.signing_key.notes:
+        context.notify(note)
     return StageResult(
         output=output,
         counts=summary.counts.as_dict(),
-        files={"posts": output, "audit": audit},
+        files={"posts": output, "audit": audit, "signature": signature, "public_key": public_key},
         notes={"audit_head": summary.audit_head, "as_of": summary.as_dict()["as_of"],
-               "key_id": key.key_id},
+               "key_id": key.key_id, "signing_key": summary.signing_key.fingerprint},
     )
 
 

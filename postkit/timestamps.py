@@ -31,7 +31,7 @@ def is_blank(value: Any) -> bool:
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """An aware datetime, or ``ValueError`` with a short reason."""
+    """An aware datetime, or ``ValueError`` with a short reason that never quotes ``value``."""
     if is_blank(value):  # None, NaN, NaT (a null timestamp in Parquet), ""
         raise ValueError("empty timestamp")
     if isinstance(value, datetime):  # includes pandas.Timestamp
@@ -45,9 +45,10 @@ def parse_timestamp(value: Any) -> datetime:
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"'{text}' is not an ISO 8601 timestamp") from None
+            # The value itself is never repeated: a misplaced column can hold an id or an email.
+            raise ValueError("not an ISO 8601 timestamp") from None
     else:
-        raise ValueError(f"{value!r} is not an ISO 8601 timestamp")
+        raise ValueError(f"not an ISO 8601 timestamp (a {type(value).__name__})")
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=UTC)
     return moment

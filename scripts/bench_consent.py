@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def main() -> None:
     corpus = posts.parent
     out = args.workdir / f"kept.{args.output_format}"
     audit = args.workdir / "audit.jsonl"
-    env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": "be" * 32}
+    env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": secrets.token_hex(32)}
     postkit = str(Path(sys.executable).parent / "postkit")
     filter_s, filter_mb = run_measured(
         [postkit, "consent", "filter", str(posts), "--consent", str(corpus / "consent.csv"), "--output",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -102,7 +103,7 @@ def main() -> None:
 
         source = Path(tmp) / "posts.csv"
         pd.DataFrame({"post_id": [f"p{i}" for i in range(len(texts))], "text": texts}).to_csv(source, index=False)
-        env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": "be" * 32}
+        env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": secrets.token_hex(32)}
         postkit = str(Path(sys.executable).parent / "postkit")
         for processes in (1, 2):
             command = [postkit, "deid", str(source), "--output", str(Path(tmp) / f"out{processes}.csv"),
@@ -129,7 +130,7 @@ def memory_profile(corpus: Path, sizes: list[int]) -> None:
 
     from benchlib import run_measured
 
-    env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": "be" * 32}
+    env = {**os.environ, "POSTKIT_PSEUDONYM_KEY": secrets.token_hex(32)}
     postkit = str(Path(sys.executable).parent / "postkit")
     print("| posts | processes | wall time | posts/s | peak memory (main process) |")
     print("|---|---|---|---|---|")

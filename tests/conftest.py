@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-TEST_KEY = "0f" * 32
+TEST_KEY = "842cd62cb9d3e96211b1cc849b82767b9a185b56402225745bb3da7d633122b7"  # random-looking: weak keys are refused
 
 POSTS_CSV = textwrap.dedent(
     """\

@@ -117,10 +117,23 @@ def make_study_folder(folder: Path) -> Path:
     return folder
 
 
+REVIEWERS = ("alice", "bob", "carol", "dave")
+
+
 @contextmanager
-def running_app(folder: Path):
-    """Open the study and serve it on a free port in a background thread; yields the server."""
-    server = make_server(lambda: QuoteStudy.open(folder), 0)  # opened (and closed) on the study thread
+def running_app(folder: Path | None = None, reviewers=REVIEWERS, *, study=None, warm_up=False, **options):
+    """Serve the study in ``folder`` (or an open ``study``) on a free port in a background
+    thread; yields the server (``server.link(name)`` is a reviewer's secret link).
+    ``warm_up``: load the language models first, as ``postkit review serve`` does."""
+
+    def open_study():  # on the study thread
+        opened = QuoteStudy.open(folder)
+        if warm_up:
+            opened.warm_up()
+        return opened
+
+    opener = study if study is not None else open_study
+    server = make_server(opener, 0, reviewers, **options)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

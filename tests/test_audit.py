@@ -337,3 +337,30 @@ def test_missing_files_are_usage_errors(log, tmp_path):
         verify_audit(tmp_path)
     with pytest.raises(PostkitError, match="output file not found"):
         verify_audit(path, output=tmp_path / "nope.csv")
+
+
+def test_signature_file_is_checkable_without_postkit(log):
+    """The documented format: one canonical JSON line; the signed message is that object minus
+    ``signature``, covering the head and the key's fingerprint (recomputed here by hand)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from postkit.audit import public_key_path, sign_head, signature_path
+    from postkit.signing import SigningKey
+
+    path, head, _ = log
+    key = SigningKey(Ed25519PrivateKey.generate(), path.parent / "k.pem")
+    text = sign_head(key, head)
+    assert text.endswith("\n") and text.count("\n") == 1
+    document = json.loads(text)
+    assert canonical(document) + "\n" == text
+    der = key.public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert document == {"algorithm": "ed25519", "head": head, "key": "sha256:" + hashlib.sha256(der).hexdigest(),
+                         "purpose": "postkit audit log", "signature": document["signature"], "version": 1}
+    message = canonical({k: v for k, v in document.items() if k != "signature"}).encode()
+    key.public.verify(base64.b64decode(document["signature"]), message)  # raises if wrong
+    assert signature_path(path).name == "audit.jsonl.sig" and public_key_path(path).name == "audit.pub"
+    # Signing leaves the log itself exactly as before: it still ends with its footer.
+    assert verify_audit(path).ok and json.loads(lines(path)[-1])["type"] == "footer"

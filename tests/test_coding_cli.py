@@ -172,3 +172,47 @@ def test_tag_stage_ranker_setting(tmp_path):
     result = run("run", study)
     assert result.exit_code == 0, result.output + result.stderr
     assert pd.read_csv(tmp_path / "run" / "tag" / "posts.csv", keep_default_na=False)["ranker_version"].tolist() == [""]
+
+
+def test_code_verify_reports_ok_then_the_edited_row(store):
+    import re
+    import sqlite3
+
+    with CodingStore(store) as opened:
+        opened.decide("u0", "SE-C1", "alice", "accept")
+        opened.decide("u1", "SE-C1", "alice", "reject", memo="private memo")
+        opened.add_review("quote", "q1", "alice", "approve")
+    progress = run("code", "progress", store)
+    head = re.search(r"Chain head: ([0-9a-f]{64}) \(seq 3;", progress.output).group(1)
+    ok = run("code", "verify", store, "--expect-head", head)
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith(f"OK: {store} is intact: 2 decisions and 1 reviews in one hash chain")
+    assert f"Head: {head} (seq 3)" in ok.output
+    wrong = run("code", "verify", store, "--expect-head", "0" * 64)
+    assert wrong.exit_code == 1 and f"head {head} is not the expected {'0' * 64}" in wrong.output
+    conn = sqlite3.connect(store)
+    conn.execute("DROP TRIGGER decisions_no_update")
+    conn.execute("UPDATE decisions SET action = 'accept' WHERE id = 2")
+    conn.commit()
+    conn.close()
+    bad = run("code", "verify", store)
+    assert bad.exit_code == 1
+    assert bad.output.startswith(f"FAILED: {store}: decisions row id 2 (seq 2): edited")
+    assert "also: trigger decisions_no_update was dropped" in bad.output
+    assert "private memo" not in bad.output and "alice" not in bad.output  # no raw values echoed
+
+
+def test_code_verify_missing_store_and_readers_during_a_run(store, tmp_path):
+    from postkit.locks import EXCLUSIVE, PathLock
+
+    missing = run("code", "verify", tmp_path / "none.sqlite")
+    assert missing.exit_code == 1 and "the coding store does not exist" in missing.stderr
+    with PathLock(store, mode=EXCLUSIVE, purpose="postkit run"):
+        assert run("code", "progress", store).exit_code == 0  # readers take no lock
+        assert run("code", "verify", store).exit_code == 0
+        sheet = tmp_path / "alice.csv"
+        assert run("code", "export-sheet", store, "--coder", "alice", "--output", sheet).exit_code == 0
+        fill(sheet, {"u0": "accept"})
+        refused = run("code", "import-sheet", store, sheet, "--coder", "alice")
+        assert refused.exit_code == 1 and "its file is in use by postkit run" in refused.stderr
+    assert run("code", "import-sheet", store, sheet, "--coder", "alice").exit_code == 0

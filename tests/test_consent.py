@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from postkit.consent import Reason, filter_posts, parse_consent_records
+from postkit.consent import Reason, filter_posts, look_alike_id_groups, parse_consent_records
 from postkit.errors import PostkitError
+from postkit.timestamps import parse_timestamp
 
 AS_OF = "2025-01-01T00:00:00Z"
 
@@ -142,10 +143,10 @@ def test_forum_names_match_case_insensitively_so_an_opt_out_is_never_missed():
     assert reasons([("p1", "Robin", "u1")], rows) == {"p1": "OPTED_OUT"}
 
 
-def test_user_ids_are_trimmed_but_case_sensitive():
+def test_user_ids_are_trimmed_and_a_case_only_match_never_keeps_a_post():
     rows = [rec(" u1 ", "opt_in", "2021-01-01"), rec("U2", "opt_in", "2021-01-01")]
-    got = reasons([("p1", "Robin", "u1 "), ("p2", "Robin", "u2")], rows)
-    assert got == {"p1": "OPTED_IN", "p2": "NO_RECORD"}
+    got = reasons([("p1", "Robin", "u1 "), ("p2", "Robin", "u2"), ("p3", "Robin", "u3")], rows)
+    assert got == {"p1": "OPTED_IN", "p2": "AMBIGUOUS_ID", "p3": "NO_RECORD"}
 
 
 def test_offsets_compare_as_instants_and_naive_means_utc():
@@ -174,7 +175,7 @@ def test_pseudonymised_decisions_never_show_the_user_id():
 
 
 def test_duplicate_post_ids_stop_the_run():
-    with pytest.raises(PostkitError, match=r"row 3.*duplicate post_id 'p1' \(first seen at row 1\)"):
+    with pytest.raises(PostkitError, match=r"row 3.*duplicate post_id \(first seen at row 1\)"):
         filter_posts(posts(("p1", "Robin", "u1"), ("p2", "Robin", "u1"), ("p1", "Jay", "u1")),
                      consent(rec("u1", "opt_in", "2021-01-01")), AS_OF)
 
@@ -182,10 +183,10 @@ def test_duplicate_post_ids_stop_the_run():
 @pytest.mark.parametrize(
     "bad, expected",
     [
-        ({"status": "maybe"}, r"row 2, column 'status': unknown status 'maybe'"),
-        ({"status": ""}, r"row 2, column 'status': unknown status ''"),
+        ({"status": "maybe"}, r"row 2, column 'status': unknown status — use opt_in"),
+        ({"status": ""}, r"row 2, column 'status': empty status"),
         ({"user_id": "  "}, r"row 2, column 'user_id': missing user id"),
-        ({"recorded_at": "yesterday"}, r"row 2, column 'recorded_at': 'yesterday' is not an ISO 8601"),
+        ({"recorded_at": "yesterday"}, r"row 2, column 'recorded_at': not an ISO 8601 timestamp"),
         ({"recorded_at": ""}, r"row 2, column 'recorded_at': empty timestamp"),
         ({"expires_at": "soon"}, r"row 2, column 'expires_at'"),
         ({"expires_at": "2020-01-01"}, r"row 2, column 'expires_at': expires before it was recorded"),
@@ -219,8 +220,10 @@ def test_every_reason_code_is_reachable():
         rec("cf", "opt_in", "2021-01-01"), rec("cf", "opt_out", "2021-01-01"),
         rec("ny", "opt_in", "2026-01-01"),
         rec("ex", "opt_in", "2021-01-01", expires_at="2022-01-01"),
+        rec("wl", "opt_in", "2021-01-01"), rec("wl", "withdrawn", "2025-02-01"),
+        rec("AMB", "opt_in", "2021-01-01"),
     ]
-    post_rows = [(f"p{u}", "Robin", u) for u in ["in", "none", "out", "wd", "cf", "ny", "ex"]]
+    post_rows = [(f"p{u}", "Robin", u) for u in ["in", "none", "out", "wd", "cf", "ny", "ex", "wl", "amb"]]
     post_rows.append(("pbad", "", "in"))
     got = set(reasons(post_rows, rows).values())
     assert got == {r.value for r in Reason}
@@ -233,3 +236,118 @@ def test_typed_timestamps_from_parquet_and_null_ones():
         parse_consent_records(frame, "consent.parquet")
     records = parse_consent_records(frame.head(1), "consent.parquet")
     assert records[0].recorded_at.isoformat() == "2021-01-01T00:00:00+00:00"
+
+
+# --------------------------------------------------------------------------- issue 11: fail-closed identity
+
+OPT_IN_2020 = "2020-01-01T00:00:00Z"
+WITHDRAWN_2023 = "2023-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "author, withdrawal_id, reason",
+    [
+        ("alice", "ALICE", "AMBIGUOUS_ID"),  # case only: maybe another person, never a reason to keep
+        ("alice", "ali\u200bce", "WITHDRAWN"),  # zero-width space: the same id once normalised
+        ("alice", "\ufeffalice", "WITHDRAWN"),  # leading BOM (a spreadsheet export)
+        ("alice", "\u0430lice", "AMBIGUOUS_ID"),  # Cyrillic а: a TR39 confusable
+        ("jos\u00e9", "jose\u0301", "WITHDRAWN"),  # NFD withdrawal against an NFC author
+        ("bob", "b\u00adob", "WITHDRAWN"),  # soft hyphen
+        ("bob", "\u200ebob\u200f", "WITHDRAWN"),  # bidi marks
+        ("carol", "ｃａｒｏｌ", "WITHDRAWN"),  # fullwidth letters (NFKC)
+    ],
+)
+def test_a_withdrawal_under_a_variant_of_the_author_id_is_never_missed(author, withdrawal_id, reason):
+    rows = [rec(author, "opt_in", OPT_IN_2020), rec(withdrawal_id, "withdrawn", WITHDRAWN_2023)]
+    result = filter_posts(posts(("p1", "Robin", author)), consent(*rows), AS_OF)
+    assert result.decisions["reason"].tolist() == [reason]
+    assert len(result.kept) == 0
+    assert [r["row"] for r in result.decisions["records"][0]] == [2]
+
+
+def test_an_opt_in_under_a_look_alike_id_never_keeps_a_post():
+    for variant in ["ALICE", "Alice", "\u0430lice", "AL1CE"]:
+        got = reasons([("p1", "Robin", "alice" if variant != "AL1CE" else "ALICE")],
+                      [rec(variant, "opt_in", OPT_IN_2020)])
+        assert got == {"p1": "AMBIGUOUS_ID"}, variant
+
+
+def test_look_alike_ids_that_agree_or_are_older_do_not_exclude():
+    # 'Sam' and 'sam' both opted in: whoever is who, both are kept.
+    rows = [rec("Sam", "opt_in", OPT_IN_2020), rec("sam", "opt_in", OPT_IN_2020)]
+    assert reasons([("p1", "Robin", "Sam"), ("p2", "Robin", "sam")], rows) == {"p1": "OPTED_IN", "p2": "OPTED_IN"}
+    # A look-alike's withdrawal older than the author's own re-consent changes nothing either way.
+    rows = [rec("ALICE", "withdrawn", "2019-01-01"), rec("alice", "opt_in", OPT_IN_2020)]
+    assert reasons([("p1", "Robin", "alice")], rows) == {"p1": "OPTED_IN"}
+    # ... but one at the same time as the opt-in is a conflict if they are one person.
+    rows = [rec("ALICE", "opt_out", OPT_IN_2020), rec("alice", "opt_in", OPT_IN_2020)]
+    assert reasons([("p1", "Robin", "alice")], rows) == {"p1": "AMBIGUOUS_ID"}
+
+
+def test_post_ids_and_authors_are_normalised_too():
+    frame = posts(("p1", "Robin", "\ufeffalice\u200b"), ("p2", "Robin", "alice"))
+    result = filter_posts(frame, consent(rec("alice", "opt_in", OPT_IN_2020)), AS_OF)
+    assert result.decisions["reason"].tolist() == ["OPTED_IN", "OPTED_IN"]
+    assert result.decisions["user"].tolist() == ["alice", "alice"]
+    with pytest.raises(PostkitError, match="duplicate post_id"):
+        filter_posts(posts(("p1", "Robin", "u1"), ("p1\u200b", "Robin", "u1")),
+                     consent(rec("u1", "opt_in", OPT_IN_2020)), AS_OF)
+
+
+@pytest.mark.parametrize("forum", ["Rob\u200bin", "R\u043ebin", "\ufeffRobin", "ＲＯＢＩＮ"])
+def test_a_forum_opt_out_under_a_look_alike_name_excludes_but_its_opt_in_never_includes(forum):
+    rows = [rec("u1", "opt_in", OPT_IN_2020), rec("u1", "opt_out", WITHDRAWN_2023, forum=forum)]
+    assert reasons([("p1", "Robin", "u1"), ("p2", "Jay", "u1")], rows) == {"p1": "OPTED_OUT", "p2": "OPTED_IN"}
+    rows = [rec("u2", "opt_in", OPT_IN_2020, forum=forum)]
+    assert reasons([("p3", "Robin", "u2")], rows) == {"p3": "NO_RECORD"}
+
+
+@pytest.mark.parametrize("word", ["all", "ALL", "Any", "every", "everything", "\u0430ll", "all forums", "\u2217"])
+def test_a_word_for_every_forum_is_an_error_not_a_forum(word):
+    rows = [rec("u1", "opt_in", OPT_IN_2020), rec("u1", "withdrawn", WITHDRAWN_2023, forum=word)]
+    with pytest.raises(PostkitError, match=r"row 2, column 'forum': a word for every forum.*write \*") as info:
+        parse_consent_records(consent(*rows), "consent.csv")
+    assert info.value.details == [info.value.details[0]]  # only the forum cell is wrong
+
+
+def test_later_withdrawal_wins_unless_an_old_run_is_reproduced():
+    rows = [rec("u1", "opt_in", OPT_IN_2020), rec("u1", "withdrawn", "2025-03-01T00:00:00Z"),
+            rec("u2", "opt_in", OPT_IN_2020), rec("u2", "opt_out", "2025-03-01T00:00:00Z", forum="Robin"),
+            rec("u3", "opt_in", OPT_IN_2020), rec("u3", "withdrawn", "2031-01-01T00:00:00Z"),
+            rec("u4", "opt_in", OPT_IN_2020), rec("u4", "opt_in", "2025-03-01T00:00:00Z")]
+    frame = posts(("p1", "Robin", "u1"), ("p2", "Robin", "u2"), ("p3", "Jay", "u2"), ("p4", "Robin", "u3"),
+                  ("p5", "Robin", "u4"))
+    now = parse_timestamp("2026-01-01T00:00:00Z")
+    result = filter_posts(frame, consent(*rows), AS_OF, now=now)
+    got = dict(zip(result.decisions["post_id"], result.decisions["reason"]))
+    # u3's withdrawal is dated after the run: not yet known, so not applied.
+    assert got == {"p1": "WITHDRAWN_LATER", "p2": "WITHDRAWN_LATER", "p3": "OPTED_IN", "p4": "OPTED_IN",
+                   "p5": "OPTED_IN"}
+    assert [r["row"] for r in result.decisions["records"][0]] == [2]
+    old = filter_posts(frame, consent(*rows), AS_OF, now=now, ignore_later_withdrawals=True)
+    assert set(old.decisions["reason"]) == {"OPTED_IN"}
+
+
+def test_a_later_withdrawal_under_a_look_alike_id_excludes_too():
+    rows = [rec("alice", "opt_in", OPT_IN_2020), rec("\u0430lice", "withdrawn", "2025-03-01T00:00:00Z")]
+    assert reasons([("p1", "Robin", "alice")], rows) == {"p1": "AMBIGUOUS_ID"}
+
+
+def test_error_messages_never_echo_cell_values():
+    secret = "alice.smith@nhs.net"
+    for bad in ({"status": secret}, {"recorded_at": secret}, {"expires_at": secret}, {"forum": "ALL"}):
+        rows = [{**rec("u2", "opt_in", "2021-01-01"), **bad}]
+        with pytest.raises(PostkitError) as info:
+            parse_consent_records(consent(*rows), "consent.csv")
+        text = str(info.value) + "\n".join(info.value.details)
+        assert secret not in text and "ALL" not in text
+
+
+def test_look_alike_groups_are_described_by_record_rows():
+    records = parse_consent_records(consent(
+        rec("alice", "opt_in", OPT_IN_2020), rec("bob", "opt_in", OPT_IN_2020),
+        rec("ALICE", "withdrawn", WITHDRAWN_2023),
+        rec("\u0430lice", "opt_out", WITHDRAWN_2023), rec("alice", "opt_out", WITHDRAWN_2023),
+        rec("b\u200bob", "opt_out", WITHDRAWN_2023),  # the same id as bob: not a look-alike
+    ), "consent.csv")
+    assert [g.rows for g in look_alike_id_groups(records)] == [((1, 5), (3,), (4,))]

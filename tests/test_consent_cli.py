@@ -85,7 +85,8 @@ def test_invalid_consent_row_stops_with_one_line_and_writes_nothing(corpus, tmp_
     assert result.exit_code == 1
     first = result.stderr.splitlines()[0]
     assert first.startswith(f"error: {consent}: 2 problems in consent records")
-    assert "row 10, column 'status': unknown status 'perhaps'" in result.stderr
+    assert "row 10, column 'status': unknown status — use opt_in" in result.stderr
+    assert "perhaps" not in result.stderr and "not a date" not in result.stderr  # values are never echoed
     assert "row 11, column 'recorded_at'" in result.stderr
     assert "Traceback" not in result.output
     assert not out.exists() and not audit.exists()
@@ -99,7 +100,7 @@ def test_duplicate_post_ids_stop_the_run_after_streaming_started(corpus, tmp_pat
     out, audit = tmp_path / "kept.parquet", tmp_path / "audit.jsonl"
     result = CliRunner().invoke(main, [str(a) for a in filter_args(corpus, out, audit, "--batch-size", 2)])
     assert result.exit_code == 1
-    assert "row 12, column 'post_id': duplicate post_id 'p01' (first seen at row 1)" in result.stderr
+    assert "row 12, column 'post_id': duplicate post_id (first seen at row 1)" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "keys"] or not out.exists()
     assert not out.exists() and not audit.exists()
     assert not [p for p in tmp_path.iterdir() if "tmp-postkit" in p.name]
@@ -251,3 +252,145 @@ def test_os_errors_are_one_line_not_a_traceback(corpus, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot read or write") and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "a.jsonl").exists()
+
+
+# --------------------------------------------------------------------------- issue 11: consent fails closed
+
+
+def footer_of(path):
+    return json.loads(path.read_text().splitlines()[-1])
+
+
+def test_look_alike_withdrawals_exclude_and_check_lists_them_by_row(corpus, tmp_path):
+    # u_in opted in (row 1); rows 10-12 withdraw under a case variant, a Cyrillic look-alike
+    # and with a zero-width space. None of them may leave u_in's posts in the corpus.
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "U_IN,withdrawn,2023-01-01T00:00:00Z,,,v2,email\n"
+                       "u_f\u043erum,withdrawn,2023-01-01T00:00:00Z,,,v2,email\n"
+                       "u_\u200bex,opt_out,2020-01-01T00:00:00Z,Robin,,v2,email\n", encoding="utf-8")
+    out, audit = tmp_path / "kept.csv", tmp_path / "audit.jsonl"
+    result = run(*filter_args(corpus, out, audit))
+    assert result.exit_code == 0, result.output
+    reasons = {e["post_id"]: e["reason"] for e in audit_entries(audit)}
+    assert reasons["p01"] == reasons["p09"] == reasons["p11"] == "AMBIGUOUS_ID"
+    assert reasons["p07"] == "EXPIRED"  # u_ex's variant is the same id, its old opt-out changes nothing
+    assert read_table(out).empty
+    assert "AMBIGUOUS_ID" in result.output and "WITHDRAWN_LATER" in result.output
+    check = run("consent", "check", corpus["consent"], "--posts", corpus["posts"])
+    assert check.exit_code == 0
+    assert "Look-alike user ids" in check.output and "2 groups" in check.output
+    assert "row 1  ~  row 10" in check.output and "row 9  ~  row 11" in check.output
+    assert "author of post row 1 (2 posts)  ~  record row 10" in check.output
+    assert "U_IN" not in check.output and "u_in" not in check.output  # rows, never ids
+
+
+def test_check_reports_a_ragged_row_with_file_line_and_column(corpus):
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "bob,u_out,opt_in,2021-01-01T00:00:00Z,,,v1,form\n")
+    result = CliRunner().invoke(main, ["consent", "check", str(consent)])
+    assert result.exit_code == 1
+    assert f"{consent}, row 10: 8 fields on line 11 but the header names 7 columns" in result.stderr
+    assert "bob" not in result.stderr
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("user_id,status,recorded_at,status\nu_in,withdrawn,2021-01-01,opt_in\n",
+     "column 2 and column 4 of the header are both named 'status'"),
+    ("user_id,status,recorded_at\nbob,u_in,opt_in,2021-01-01\n", "row 1: 4 fields on line 2"),
+])
+def test_ambiguous_consent_files_stop_the_filter_and_write_nothing(corpus, tmp_path, content, expected):
+    corpus["consent"].write_text(content)
+    out, audit = tmp_path / "kept.csv", tmp_path / "audit.jsonl"
+    result = CliRunner().invoke(main, [str(a) for a in filter_args(corpus, out, audit)])
+    assert result.exit_code == 1 and expected in result.stderr
+    assert not out.exists() and not audit.exists()
+
+
+def test_duplicate_json_key_in_consent_stops_the_filter(corpus, tmp_path):
+    path = corpus["folder"] / "consent.jsonl"
+    path.write_text('{"user_id": "u_in", "status": "withdrawn", "recorded_at": "2021-01-01", "status": "opt_in"}\n')
+    args = filter_args(corpus, tmp_path / "kept.csv", tmp_path / "audit.jsonl")
+    args[args.index(corpus["consent"])] = path
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 1 and "line 1: the key 'status' appears twice" in result.stderr
+
+
+def test_all_as_a_forum_is_an_error_not_a_warning(corpus, tmp_path):
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "u_in,withdrawn,2023-01-01T00:00:00Z,all,,v2,email\n")
+    result = CliRunner().invoke(main, [str(a) for a in filter_args(corpus, tmp_path / "k.csv", tmp_path / "a.jsonl")])
+    assert result.exit_code == 1
+    assert "row 10, column 'forum': a word for every forum" in result.stderr
+    assert not (tmp_path / "k.csv").exists()
+
+
+def test_later_withdrawal_wins_by_default_and_the_old_rule_is_logged(corpus, tmp_path):
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "u_in,withdrawn,2025-06-01T00:00:00Z,,,v3,email\n")
+    out, audit = tmp_path / "kept.csv", tmp_path / "audit.jsonl"
+    assert run(*filter_args(corpus, out, audit)).exit_code == 0
+    reasons = {e["post_id"]: e["reason"] for e in audit_entries(audit)}
+    assert reasons["p01"] == reasons["p09"] == "WITHDRAWN_LATER"
+    header = json.loads(audit.read_text().splitlines()[0])
+    assert header["ignore_later_withdrawals"] is False and "later_withdrawals" in header["policy"]
+    assert read_table(out)["post_id"].tolist() == ["p11"]
+    old_out, old_audit = tmp_path / "old.csv", tmp_path / "old.jsonl"
+    assert run(*filter_args(corpus, old_out, old_audit, "--ignore-later-withdrawals")).exit_code == 0
+    assert json.loads(old_audit.read_text().splitlines()[0])["ignore_later_withdrawals"] is True
+    assert read_table(old_out)["post_id"].tolist() == ["p01", "p09", "p11"]
+    assert run("audit", "verify", old_audit, "--output", old_out).exit_code == 0
+
+
+def test_forums_without_posts_are_logged_and_shown_even_quietly(corpus, tmp_path):
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "u_wd,opt_out,2021-01-01T00:00:00Z,Rob\u200bin,,v2,email\n"
+                       "u_wd,opt_out,2021-01-01T00:00:00Z,Wren,,v2,email\n", encoding="utf-8")
+    out, audit = tmp_path / "kept.csv", tmp_path / "audit.jsonl"
+    result = run(*filter_args(corpus, out, audit, "-q"))
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no post belongs to" in result.stderr and "Rob\\u200bin, Wren" in result.stderr
+    assert footer_of(audit)["consent_forums_without_posts"] == ["Rob\\u200bin", "Wren"]
+
+
+def test_study_file_can_reproduce_an_old_run_and_rejects_a_non_boolean(corpus, tmp_path):
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "u_in,withdrawn,2025-06-01T00:00:00Z,,,v3,email\n")
+    study = corpus["folder"] / "study.toml"
+    text = ('[study]\nname = "unit"\noutput = "run"\n\n[inputs]\nposts = "posts.csv"\nconsent = "consent.csv"\n\n'
+            '[pipeline]\nstages = ["consent"]\n\n[consent]\nas_of = "2025-01-01T00:00:00Z"\n')
+    study.write_text(text)
+    assert run("run", study, "--output", tmp_path / "new").exit_code == 0
+    assert footer_of(tmp_path / "new" / "consent" / "audit.jsonl")["counts"]["kept"] == 1  # u_in withdrew later
+    study.write_text(text + "ignore_later_withdrawals = true\n")
+    assert run("run", study, "--output", tmp_path / "old").exit_code == 0
+    audit = tmp_path / "old" / "consent" / "audit.jsonl"
+    assert json.loads(audit.read_text().splitlines()[0])["ignore_later_withdrawals"] is True
+    assert footer_of(audit)["counts"]["kept"] == 3
+    study.write_text(text + 'ignore_later_withdrawals = "yes"\n')
+    result = CliRunner().invoke(main, ["run", str(study), "--output", str(tmp_path / "bad")])
+    assert result.exit_code == 1 and "ignore_later_withdrawals must be true or false" in result.stderr
+
+
+def test_check_lists_look_alike_forum_names(corpus):
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "u_wd,opt_out,2021-01-01T00:00:00Z,Rob\u200bin,,v2,email\n",
+                       encoding="utf-8")
+    result = run("consent", "check", consent)
+    assert result.exit_code == 0
+    assert "Look-alike forum names (count only for exclusions): Rob\\u200bin, Robin" in result.output
+
+
+def test_postkit_run_quietly_still_warns_of_forums_without_posts(corpus, tmp_path):
+    """A steward running a whole study with -q must still see a misspelt forum in the consent file."""
+    consent = corpus["consent"]
+    consent.write_text(consent.read_text() + "u_wd,opt_out,2021-01-01T00:00:00Z,Wren,,v2,email\n", encoding="utf-8")
+    study = corpus["folder"] / "study.toml"
+    study.write_text('[study]\nname = "unit"\noutput = "run"\n\n[inputs]\nposts = "posts.csv"\n'
+                     'consent = "consent.csv"\n\n[pipeline]\nstages = ["consent"]\n\n'
+                     '[consent]\nas_of = "2025-01-01T00:00:00Z"\n', encoding="utf-8")
+    quiet = run("run", study, "-q")
+    assert quiet.exit_code == 0 and quiet.stdout == ""
+    assert quiet.stderr.count("no post belongs to") == 1 and "Wren" in quiet.stderr
+    loud = run("run", study, "--output", tmp_path / "loud")
+    assert loud.exit_code == 0
+    assert (loud.stdout + loud.stderr).count("no post belongs to") == 1

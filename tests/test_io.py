@@ -111,7 +111,7 @@ def test_unreadable_csv(tmp_path, content, expected):
 def test_malformed_csv_names_the_line(tmp_path):
     path = tmp_path / "posts.csv"
     path.write_text("post_id,text\np1,ok\np2,too,many,fields\n")
-    with pytest.raises(PostkitError, match=r"malformed CSV.*line 3"):
+    with pytest.raises(PostkitError, match=r"row 2: 4 fields on line 3 but the header names 2 columns"):
         list(open_table(path).batches())
 
 
@@ -220,3 +220,80 @@ def test_failed_final_rename_leaves_no_temp_files_and_keeps_the_old_output(tmp_p
         write_table(FRAME, out)
     assert out.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+# --------------------------------------------------------------------------- issue 11: strict record parsing
+
+
+@pytest.mark.parametrize("header", ["user_id,status,recorded_at,status", "user_id,status,recorded_at,Status",
+                                    "user_id,status,recorded_at,sta\u200btus"])
+def test_duplicate_csv_columns_stop_with_both_positions(tmp_path, header):
+    path = tmp_path / "consent.csv"
+    path.write_text(f"{header}\nalice,opt_in,2021-01-01,withdrawn\n", encoding="utf-8")
+    with pytest.raises(PostkitError, match=r"column 2 and column 4 of the header are both named 'status'"):
+        read_table(path)
+    with pytest.raises(PostkitError, match=r"column 2 and column 4"):
+        open_table(path)  # the posts reader too: a second column of one name is as ambiguous there
+
+
+def test_column_mapping_that_makes_two_columns_one_is_refused(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(PostkitError, match=r"after --column mapping, column 1 and column 2"):
+        open_table(path, column_map={"a": "user_id", "b": "user_id"})
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_first_record_with_an_extra_field_is_not_silently_shifted(tmp_path, strict):
+    # pandas would make "bob" the index and read the record as alice's opt-in.
+    path = tmp_path / "consent.csv"
+    path.write_text("user_id,status,recorded_at\nbob,alice,opt_in,2021-01-01\ncarol,opt_out,2021-01-01\n")
+    with pytest.raises(PostkitError, match=r"row 1: 4 fields on line 2 but the header names 3 columns") as info:
+        if strict:
+            read_table(path)
+        else:
+            list(open_table(path, batch_size=1).batches())
+    assert "alice" not in str(info.value) and "bob" not in str(info.value)
+
+
+def test_a_short_record_in_a_small_table_names_line_row_and_column(tmp_path):
+    path = tmp_path / "consent.csv"
+    path.write_text('user_id,status,recorded_at,forum\nu1,opt_in,2021-01-01,"Robin\nand Jay"\n\n'
+                    "u2,opt_in,2021-01-01\n")
+    with pytest.raises(PostkitError, match=r"row 2, column 'forum': 3 fields on line 5 but the header names 4 "
+                                           r"columns \(no field for 'forum'\)"):
+        read_table(path)
+    assert len(open_table(path).read_all()) == 2  # the streaming posts reader skips this check (speed)
+
+
+def test_duplicate_json_keys_stop_with_line_and_key(tmp_path):
+    path = tmp_path / "consent.jsonl"
+    path.write_text('{"user_id": "u1", "status": "opt_in"}\n'
+                    '{"user_id": "u2", "status": "withdrawn", "status": "opt_in"}\n')
+    with pytest.raises(PostkitError, match=r"column 'status': line 2: the key 'status' appears twice"):
+        read_table(path)
+    path.write_text('{"user_id": "u1", "meta": {"a": 1, "a": 2}}\n')
+    with pytest.raises(PostkitError, match=r"line 1: the key 'a' appears twice"):
+        read_table(path)
+
+
+def test_json_keys_differing_only_by_case_are_refused(tmp_path):
+    path = tmp_path / "consent.jsonl"
+    path.write_text('{"user_id": "u1", "status": "opt_in"}\n{"user_id": "u2", "Status": "withdrawn"}\n')
+    with pytest.raises(PostkitError, match=r"line 2: the key 'Status' differs from the key 'status'"):
+        read_table(path)
+    path.write_text('{"user_id": "u1", "status": "opt_in", "STATUS": "opt_out"}\n')
+    with pytest.raises(PostkitError, match=r"column 2 and column 3"):
+        read_table(path)
+
+
+def test_parquet_type_clash_names_the_column_not_the_value(tmp_path):
+    out = tmp_path / "out.parquet"
+    with pytest.raises(PostkitError) as info:
+        with OutputSet() as outputs:
+            writer = outputs.table(out)
+            writer.write(pd.DataFrame({"post_id": ["p1"], "likes": [3]}))
+            writer.write(pd.DataFrame({"post_id": ["p2"], "likes": ["alice.smith@nhs.net"]}))
+    message = str(info.value)
+    assert "alice.smith" not in message
+    assert "rows 2-2" in message and "column 'likes'" in message and "int64 expected" in message

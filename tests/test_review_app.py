@@ -1,4 +1,4 @@
-"""The review app's HTTP API against a small real study: checks, decisions, coding, safety."""
+"""The review app's HTTP API against a small real study: checks, decisions, coding, identity, limits."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -21,8 +22,11 @@ from review_fixtures import DISGUISED_1, SOURCE_1, make_study_folder, running_ap
 
 from postkit.cli import main
 from postkit.coding.store import CodingStore
+from postkit.disguise.study import MAX_NOTE_CHARS, MAX_TEXT_CHARS, QuoteStudy
 from postkit.errors import PostkitError
-from postkit.review.server import make_server
+from postkit.review import server as server_module
+from postkit.review.identity import Reviewers, normalise_name, parse_reviewer_list
+from postkit.review.server import MAX_BODY_BYTES, make_server
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +53,16 @@ def own_app(study_dir):
         yield server
 
 
-def call(server, method, path, body=None, *, headers=None, raw=None):
-    """(status, JSON body, response headers) of one request to the app."""
+def token(server, name):
+    return next(r.token for r in server.reviewers if r.name == name)
+
+
+def call(server, method, path, body=None, *, headers=None, raw=None, as_="alice"):
+    """(status, JSON body, response headers) of one request to the app, with ``as_``'s token."""
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     sent = {"Host": f"127.0.0.1:{server.port}"}
+    if as_ is not None:
+        sent["Authorization"] = f"Bearer {token(server, as_)}"
     if body is not None:
         raw = json.dumps(body).encode()
         sent["Content-Type"] = "application/json"
@@ -66,20 +76,38 @@ def call(server, method, path, body=None, *, headers=None, raw=None):
 
 
 def decide(server, quote_id, reviewer, action, text, note=None):
-    return call(server, "POST", "/api/decide",
-                {"quote_id": quote_id, "reviewer": reviewer, "action": action, "text": text, "note": note})
+    """A decision by ``reviewer`` (their token; the body names nobody)."""
+    return call(server, "POST", "/api/decide", {"quote_id": quote_id, "action": action, "text": text, "note": note},
+                as_=reviewer)
+
+
+def raw_request(server, data: bytes, timeout=5.0) -> bytes:
+    """Send bytes as they are (e.g. a broken Content-Length); the raw answer, read until the server closes."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def post_head(server, length_header: str, name="alice") -> bytes:
+    return (f"POST /api/check HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: Bearer {token(server, name)}\r\nContent-Type: application/json\r\n"
+            f"{length_header}\r\n").encode()
 
 
 # --------------------------------------------------------------------------- pages and quotes
 
 
 def test_page_and_static_files_load_nothing_from_outside(app):
-    status, page, response = call(app, "GET", "/")
+    status, page, response = call(app, "GET", "/", as_=None)  # the page itself needs no token
     assert status == 200 and b"/static/app.js" in page
     assert "default-src 'none'" in response.getheader("Content-Security-Policy")
     assert response.getheader("Cache-Control") == "no-store"
+    assert response.getheader("Referrer-Policy") == "no-referrer"
     for name, kind in (("app.js", "text/javascript"), ("app.css", "text/css")):
-        status, _, response = call(app, "GET", f"/static/{name}")
+        status, _, response = call(app, "GET", f"/static/{name}", as_=None)
         assert status == 200 and response.getheader("Content-Type").startswith(kind)
     for name in ("index.html", "app.js", "app.css"):  # offline: no URL to any other server
         text = resources.files("postkit.review.static").joinpath(name).read_text(encoding="utf-8")
@@ -103,7 +131,7 @@ def test_quotes_come_with_candidates_verdicts_and_highlights(app):
 
 def test_unknown_quote_is_a_json_404(app):
     status, data, _ = call(app, "GET", "/api/quotes/nope")
-    assert status == 404 and "nope" in data["error"] and data["fix"]
+    assert status == 404 and "unknown quote_id" in data["error"] and data["fix"]
     status, data, _ = call(app, "GET", "/api/nothing-here")
     assert status == 404 and data["error"]
 
@@ -144,10 +172,10 @@ def test_decisions_persist_in_the_study_store(study_dir):
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"quote_id": "q1", "reviewer": " ", "action": "reject", "text": "x"}, "reviewer"),
-    ({"quote_id": "q1", "action": "reject", "text": "x"}, "reviewer"),
-    ({"reviewer": "alice", "action": "reject", "text": "x"}, "quote_id"),
-    ({"quote_id": "q1", "reviewer": "alice", "action": 3, "text": "x"}, "action"),
+    ({"quote_id": "q1", "text": "x"}, "action"),
+    ({"action": "reject", "text": "x"}, "quote_id"),
+    ({"quote_id": "q1", "action": 3, "text": "x"}, "action"),
+    ({"quote_id": "q1", "action": "reject", "text": "x", "note": ["x"]}, "note"),
 ])
 def test_incomplete_decisions_are_refused(app, body, field):
     status, error, _ = call(app, "POST", "/api/decide", body)
@@ -157,30 +185,66 @@ def test_incomplete_decisions_are_refused(app, body, field):
 
 def test_unknown_action_is_refused_by_the_library(app):
     status, error, _ = decide(app, "q1", "alice", "publish", DISGUISED_1)
-    assert status == 400 and "publish" in error["error"] and "approve" in error["fix"]
+    assert status == 400 and "unknown action" in error["error"] and "approve" in error["fix"]
 
 
 # --------------------------------------------------------------------------- coding
 
 
+def excerpts_of(app, name, query=""):
+    status, data, _ = call(app, "GET", f"/api/excerpts{query}", as_=name)
+    assert status == 200 and data["coder"] == name
+    return {e["unit_id"]: e for e in data["excerpts"]}
+
+
 def test_code_decisions_are_recorded_and_each_coder_sees_only_their_own(own_app, study_dir):
     app = own_app
-    body = {"unit_id": "p36", "code_id": "SE-C5", "coder": "alice", "action": "accept", "memo": "peers helped"}
-    assert call(app, "POST", "/api/code", body)[0] == 200
-    excerpts = {e["unit_id"]: e for e in call(app, "GET", "/api/excerpts?coder=alice")[1]["excerpts"]}
+    body = {"unit_id": "p36", "code_id": "SE-C5", "action": "accept", "memo": "peers helped"}
+    assert call(app, "POST", "/api/code", body, as_="alice")[0] == 200
+    excerpts = excerpts_of(app, "alice")
     assert [s["code_id"] for s in excerpts["p36"]["suggestions"]] == ["SE-C5", "SE-C7"]  # best first
     assert excerpts["p36"]["suggestions"][0]["evidence"][0]["text"]
     mine = excerpts["p36"]["decisions"]
     assert list(mine) == ["SE-C5"] and mine["SE-C5"]["action"] == "accept" and mine["SE-C5"]["memo"] == "peers helped"
-    for query in ("?coder=bob", ""):  # blind: nobody else's decisions are shown
-        assert all(e["decisions"] == {} for e in call(app, "GET", f"/api/excerpts{query}")[1]["excerpts"])
+    # Blind coding: bob sees none of alice's decisions, and cannot ask for them.
+    assert all(e["decisions"] == {} for e in excerpts_of(app, "bob").values())
+    status, error, _ = call(app, "GET", "/api/excerpts?coder=alice", as_="bob")
+    assert status == 403 and "alice" not in json.dumps(error)
+    assert call(app, "POST", "/api/code", {**body, "action": "reject", "memo": "not peers"}, as_="bob")[0] == 200
+    assert excerpts_of(app, "alice")["p36"]["decisions"]["SE-C5"]["action"] == "accept"
+    assert excerpts_of(app, "bob")["p36"]["decisions"]["SE-C5"]["memo"] == "not peers"
+    assert excerpts_of(app, "alice", "?coder=Alice")["p36"]["decisions"]["SE-C5"]["memo"] == "peers helped"
     with CodingStore(study_dir / "coding.sqlite") as store:
         codings = store.codings()
     assert codings[["unit_id", "coder", "code_id", "action"]].values.tolist() == [
-        ["p36", "alice", "SE-C5", "accept"]]
+        ["p36", "alice", "SE-C5", "accept"], ["p36", "bob", "SE-C5", "reject"]]
 
-    status, error, _ = call(app, "POST", "/api/code", {**body, "unit_id": "nope"})
-    assert status == 400 and "nope" in error["error"]
+
+def test_unknown_units_and_codes_are_refused(own_app, study_dir):
+    app = own_app
+    body = {"unit_id": "p36", "code_id": "SE-C5", "action": "accept"}
+    for change in ({"unit_id": "nope"}, {"code_id": "NOPE-C1"}, {"code_id": "se-c5"}):
+        status, error, _ = call(app, "POST", "/api/code", {**body, **change})
+        assert status == 422 and "unknown" in error["error"] and error["fix"], change
+        assert "nope" not in json.dumps(error).lower()  # the raw value is not echoed
+    status, error, _ = call(app, "POST", "/api/code", {**body, "code_id": "x" * 500})
+    assert status == 422 and "longer than" in error["error"]
+    status, error, _ = call(app, "POST", "/api/code", {**body, "action": "approve"})
+    assert status == 400 and "accept" in error["fix"]
+    # Any code of the codebook is valid, not only the unit's suggestions (a coder may add one).
+    assert call(app, "POST", "/api/code", {**body, "code_id": "SE-C2", "action": "add"})[0] == 200
+    with CodingStore(study_dir / "coding.sqlite") as store:
+        assert store.decisions()[["unit_id", "code_id", "action"]].values.tolist() == [["p36", "SE-C2", "add"]]
+
+
+def test_a_suggested_code_from_an_older_codebook_can_still_be_answered(study_dir):
+    with CodingStore(study_dir / "coding.sqlite") as store:
+        store.add_suggestions([{"unit_id": "p38", "code_id": "OLD-C9", "score": 0.5, "evidence": []}],
+                              codebook_version="old")
+    with QuoteStudy.open(study_dir) as study:
+        study.decide_code("p38", "OLD-C9", "alice", "reject")
+        with pytest.raises(PostkitError, match="unknown code_id"):
+            study.decide_code("p36", "OLD-C9", "alice", "reject")  # suggested for another unit only
 
 
 # --------------------------------------------------------------------------- safety
@@ -204,14 +268,14 @@ def test_localhost_host_header_is_accepted(app):
                                           None])
 def test_posts_must_be_json(app, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
-    raw = b'{"quote_id": "q2", "reviewer": "mallory", "action": "reject", "text": "x"}'
+    raw = b'{"quote_id": "q2", "action": "reject", "text": "x"}'
     status, error, _ = call(app, "POST", "/api/decide", headers=headers, raw=raw)
     assert status == 415 and error["fix"]
     assert call(app, "GET", "/api/quotes/q2")[1]["history"] == []
 
 
 def test_cross_site_origins_and_bad_json_are_refused(app):
-    body = {"quote_id": "q2", "reviewer": "mallory", "action": "reject", "text": "x"}
+    body = {"quote_id": "q2", "action": "reject", "text": "x"}
     status, _, _ = call(app, "POST", "/api/decide", body, headers={"Origin": "https://evil.example"})
     assert status == 403
     ok_origin = {"Origin": f"http://localhost:{app.port}"}
@@ -246,7 +310,7 @@ def test_concurrent_reviewers_lose_nothing(study_dir):
                 if status != 200:
                     errors.append(f"{reviewer} {quote_id}: {body}")
             code = {"unit_id": "p36", "code_id": "SE-C5", "coder": reviewer, "action": "accept", "memo": str(n)}
-            if call(server, "POST", "/api/code", code)[0] != 200:
+            if call(server, "POST", "/api/code", code, as_=reviewer)[0] != 200:
                 errors.append(f"{reviewer} code {n}")
 
     with running_app(study_dir) as one, running_app(study_dir) as two:
@@ -268,29 +332,79 @@ def test_concurrent_reviewers_lose_nothing(study_dir):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_serves_until_interrupted(study_dir):
+def start_cli(study_dir, *options):
+    """``postkit review serve`` in a subprocess; (process, {name: link}) once it prints its links."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "postkit.cli", "review", "serve", str(study_dir), "--port", "0", "--no-browser"],
+        [sys.executable, "-m", "postkit.cli", "review", "serve", str(study_dir), "--port", "0", "--no-browser",
+         *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        lines = [process.stdout.readline()]
-        if lines[0].startswith("Loading"):  # the models load before the URL is announced
-            lines.append(process.stdout.readline())
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/", lines[-1])
-        if not match:
-            process.kill()
-            raise AssertionError("".join(lines) + process.stderr.read())
-        assert process.stdout.readline().strip() == "Ctrl+C to stop"
-        port = int(match.group(1))
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        connection.request("GET", "/api/quotes")
-        assert connection.getresponse().status == 200
-        connection.close()
-    finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+    lines, links = [], {}
+    while True:
+        line = process.stdout.readline()
+        lines.append(line)
+        if not line or line.strip() == "Ctrl+C to stop":
+            break
+        match = re.fullmatch(r"  (\S+) +(http://127\.0\.0\.1:\d+/#token=[A-Za-z0-9_-]{43})", line.rstrip("\n"))
+        if match:
+            links[match.group(1)] = match.group(2)
+    if not links:
+        process.kill()
+        raise AssertionError("".join(lines) + process.stderr.read())
+    return process, links, "".join(lines)
+
+
+def get_with_link(link, path):
+    port, token = re.search(r":(\d+)/#token=(.*)", link).groups()
+    connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    connection.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    response = connection.getresponse()
+    data = json.loads(response.read())
+    connection.close()
+    return response.status, data
+
+
+def stop_cli(process):
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "Stopped." in out and "Traceback" not in err
+    return out, err
+
+
+def test_cli_serves_until_interrupted(study_dir):
+    """Without --reviewers: one reviewer, named after the login name, with one secret link."""
+    import getpass
+
+    process, links, printed = start_cli(study_dir)
+    try:
+        assert list(links) == [normalise_name(getpass.getuser())]
+        link = links[normalise_name(getpass.getuser())]
+        assert get_with_link(link, "/api/quotes")[0] == 200
+        assert get_with_link(link.split("#")[0] + "#token=", "/api/quotes")[0] == 401
+    finally:
+        out, err = stop_cli(process)
+    token = link.split("#token=")[1]
+    assert token not in err  # the link is printed once, on stdout, and nowhere else
+    assert not [f for f in study_dir.rglob("*") if f.is_file() and token.encode() in f.read_bytes()]
+
+
+def test_cli_prints_one_link_per_reviewer(study_dir):
+    process, links, printed = start_cli(study_dir, "--reviewers", " Alice ,bob")
+    try:
+        assert list(links) == ["alice", "bob"] and len(set(links.values())) == 2
+        assert get_with_link(links["alice"], "/api/me")[1]["name"] == "alice"
+        assert get_with_link(links["bob"], "/api/me")[1]["name"] == "bob"
+    finally:
+        stop_cli(process)
+
+
+@pytest.mark.parametrize("names, message", [("Bob,bob", "reviewers 1 and 2"), ("alice,,bob", "reviewer 2"),
+                                            ("alice, \u200b", "reviewer 2"), ("", "reviewer 1")])
+def test_cli_refuses_a_bad_reviewer_list_in_one_line(study_dir, names, message):
+    result = CliRunner().invoke(main, ["review", "serve", str(study_dir), "--port", "0", "--no-browser",
+                                       "--reviewers", names])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr and "Bob" not in result.stderr
 
 
 def test_cli_reports_a_taken_port_and_a_bad_folder_in_one_line(study_dir, tmp_path):
@@ -305,3 +419,236 @@ def test_cli_reports_a_taken_port_and_a_bad_folder_in_one_line(study_dir, tmp_pa
     result = CliRunner().invoke(main, ["review", "serve", str(tmp_path / "missing"), "--port", "0", "--no-browser"])
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "study folder does not exist" in result.stderr
+
+
+# --------------------------------------------------------------------------- identity
+
+
+API_CALLS = [("GET", "/api/me", None), ("GET", "/api/quotes", None), ("GET", "/api/quotes/q1", None),
+             ("GET", "/api/excerpts", None), ("POST", "/api/check", {"quote_id": "q1", "text": "hello"}),
+             ("POST", "/api/decide", {"quote_id": "q2", "action": "reject", "text": "x"}),
+             ("POST", "/api/code", {"unit_id": "p36", "code_id": "SE-C5", "action": "accept"})]
+
+
+@pytest.mark.parametrize("method, path, body", API_CALLS)
+def test_the_api_needs_a_reviewer_token(app, method, path, body):
+    wrong = ["", "Bearer", "Bearer nope", f"Basic {token(app, 'alice')}", f"Bearer {token(app, 'alice')}x",
+             f"Bearer {token(app, 'alice')[:-1]}"]
+    for header in [None, *wrong]:
+        status, error, response = call(app, method, path, body, as_=None,
+                                       headers={"Authorization": header} if header is not None else None)
+        assert status == 401 and error["fix"] and "link" in error["fix"], header
+        assert response.getheader("WWW-Authenticate").startswith("Bearer")
+    with CodingStore(app.study.store_path) as store:
+        assert store.reviews("quote").empty and store.decisions().empty
+
+
+def test_a_token_from_another_run_of_the_app_is_refused(study_dir, app):
+    with running_app(study_dir) as other:
+        assert token(other, "alice") != token(app, "alice")
+        status, _, _ = call(app, "GET", "/api/quotes", as_=None,
+                            headers={"Authorization": f"Bearer {token(other, 'alice')}"})
+        assert status == 401
+
+
+def test_me_names_the_tokens_reviewer(app):
+    for name in ("alice", "bob"):
+        status, me, _ = call(app, "GET", "/api/me", as_=name)
+        assert status == 200 and me == {"name": name, "study": "study"}
+
+
+def test_decisions_are_recorded_under_the_tokens_reviewer(own_app, study_dir):
+    app = own_app
+    body = {"quote_id": "q2", "action": "reject", "text": "too close"}
+    status, error, _ = call(app, "POST", "/api/decide", {**body, "reviewer": "alice"}, as_="bob")
+    assert status == 403 and error["fix"]
+    status, error, _ = call(app, "POST", "/api/code", {"unit_id": "p36", "code_id": "SE-C5", "action": "accept",
+                                                       "coder": "alice"}, as_="bob")
+    assert status == 403
+    assert call(app, "POST", "/api/decide", body, as_="bob")[0] == 200  # no name: the token's
+    status, decision, _ = call(app, "POST", "/api/decide", {**body, "reviewer": " BOB\u200b"}, as_="bob")
+    assert status == 200 and decision["reviewer"] == "bob"  # the same person, written the same way
+    with CodingStore(study_dir / "coding.sqlite") as store:
+        assert store.reviews("quote")["reviewer"].tolist() == ["bob", "bob"] and store.decisions().empty
+
+
+def test_names_that_differ_only_in_case_width_or_invisible_characters_are_one_person(study_dir):
+    assert {normalise_name(n) for n in ("Bob", "bob", " BOB ", "Ｂｏｂ", "b\u200bob", "\ufeffbob")} == {"bob"}
+    assert parse_reviewer_list("Alice, Bob") == ["alice", "bob"]
+    for names in (["Bob", "bob"], ["bob", "Ｂｏｂ"], ["alice", ""], ["alice", "\u200b"], ["a\x07"], ["x" * 65]):
+        with pytest.raises(PostkitError):
+            Reviewers(names)
+    with pytest.raises(PostkitError):
+        make_server(lambda: pytest.fail("the study must not be opened"), 0, ["Bob", "bob"])
+    with running_app(study_dir, ["Bob"]) as server:  # the link's name is the normalised one
+        assert [r.name for r in server.reviewers] == ["bob"]
+        body = {"unit_id": "p36", "code_id": "SE-C5", "action": "accept"}
+        assert call(server, "POST", "/api/code", body, as_="bob")[0] == 200
+    with QuoteStudy.open(study_dir) as study:  # the library normalises too: one coder, not three
+        study.decide_code("p36", "SE-C7", "Bob", "reject")
+        study.decide_code("p38", "SE-C2", "BOB\u200b", "accept")
+        assert set(study.store.decisions()["coder"]) == {"bob"}
+        assert len([e for e in study.excerpts("Bob") if e["decisions"]]) == 2
+
+
+def test_no_reviewers_means_the_login_name(study_dir, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "  Dana\u200b ")
+    server = make_server(lambda: QuoteStudy.open(study_dir), 0)
+    try:
+        assert [r.name for r in server.reviewers] == ["dana"]
+        assert server.link("Dana").startswith(f"http://127.0.0.1:{server.port}/#token=")
+    finally:
+        server.server_close()
+
+    def no_user():
+        raise OSError("no user")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+    with pytest.raises(PostkitError, match="--reviewers"):
+        make_server(lambda: pytest.fail("the study must not be opened"), 0)
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_a_big_body_is_refused_with_413_quickly(app):
+    started = time.monotonic()
+    status, error, _ = call(app, "POST", "/api/check", {"quote_id": "q1", "text": "word " * 180_000})  # ~900 kB
+    assert status == 413 and error["error"] and time.monotonic() - started < 5
+    answer = raw_request(app, post_head(app, f"Content-Length: {10**9}\r\n"))  # announced, never sent
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert call(app, "GET", "/api/quotes")[0] == 200  # still serving
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/check", {"quote_id": "q1", "text": "word " * (MAX_TEXT_CHARS // 5 + 1)}, "text"),
+    ("/api/decide", {"quote_id": "q2", "action": "reject", "text": "word " * (MAX_TEXT_CHARS // 5 + 1)}, "text"),
+    ("/api/decide", {"quote_id": "q2", "action": "reject", "text": "x", "note": "n" * (MAX_NOTE_CHARS + 1)},
+     "note"),
+    ("/api/code", {"unit_id": "p36", "code_id": "SE-C5", "action": "accept", "memo": "m" * (MAX_NOTE_CHARS + 1)},
+     "memo"),
+])
+def test_long_texts_are_refused_with_422(app, path, body, field):
+    assert len(json.dumps(body)) < MAX_BODY_BYTES  # refused for its length, not the body's size
+    status, error, _ = call(app, "POST", path, body)
+    assert status == 422 and f"the {field} is longer than 2,000 characters" in error["error"] and error["fix"]
+    with CodingStore(app.study.store_path) as store:
+        assert store.reviews("quote").empty and store.decisions().empty
+
+
+def test_a_text_of_the_maximum_length_is_checked(app):
+    text = ("a walk helped " * 200)[:MAX_TEXT_CHARS]
+    status, result, _ = call(app, "POST", "/api/check", {"quote_id": "q1", "text": text})
+    assert status == 200 and result["verdict"]
+
+
+@pytest.mark.parametrize("header", ["Content-Length: -1\r\n", "Content-Length: abc\r\n", "Content-Length: +5\r\n",
+                                    "Content-Length: 1e3\r\n", "", "Content-Length: 2\r\nContent-Length: 3\r\n",
+                                    "Transfer-Encoding: chunked\r\n"])
+def test_a_malformed_content_length_is_a_quick_400(app, header):
+    started = time.monotonic()
+    answer = raw_request(app, post_head(app, header) + b"{}")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"Connection: close" in answer and time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("raw", [b'{"a":' * 10_000 + b"1" + b"}" * 10_000, b"[" * 30_000 + b"]" * 30_000,
+                                 b"\xff\xfe", b'{"quote_id": "q1", "text": "x"', b"1" * 5000, b""])
+def test_bodies_that_are_not_a_json_object_are_a_400(app, raw):
+    assert len(raw) < MAX_BODY_BYTES
+    status, error, _ = call(app, "POST", "/api/check", headers={"Content-Type": "application/json"}, raw=raw)
+    assert status == 400 and error["error"], error
+
+
+def test_a_client_that_stalls_is_dropped(app, monkeypatch):
+    monkeypatch.setattr(server_module._Handler, "timeout", 0.5)
+    started = time.monotonic()
+    answer = raw_request(app, post_head(app, "Content-Length: 100\r\n") + b'{"quote_id"')  # then silence
+    assert answer == b"" and time.monotonic() - started < 3  # closed, nothing half-answered
+    started = time.monotonic()
+    assert raw_request(app, b"GET /api/quotes HTTP/1.1\r\nHost: 127.0.0.1\r\n") == b""  # headers never end
+    assert time.monotonic() - started < 3
+    assert call(app, "GET", "/api/quotes")[0] == 200
+
+
+def test_an_unauthorised_body_is_never_parsed(app):
+    """No token, no work: the body (here one too big to accept) is dropped unread."""
+    status, _, _ = call(app, "POST", "/api/check", as_=None, headers={"Content-Type": "application/json"},
+                        raw=b"[" * 200_000)
+    assert status == 401
+
+
+class SlowStudy:
+    """A stand-in study whose check waits until released (as a check of a huge text would)."""
+
+    folder = Path("slow")
+
+    def __init__(self):
+        self.release, self.started, self.checks = threading.Event(), threading.Event(), []
+
+    def quotes(self):
+        return []
+
+    def excerpts(self, coder):
+        return []
+
+    def check(self, quote_id, text):
+        self.checks.append(text)
+        self.started.set()
+        self.release.wait(20)
+        return {"verdict": "disguised"}
+
+
+def test_a_slow_check_does_not_block_other_reviewers():
+    study = SlowStudy()
+    with running_app(study=study) as server:
+        results = {}
+        slow = threading.Thread(target=lambda: results.update(
+            check=call(server, "POST", "/api/check", {"quote_id": "q1", "text": "slow"}, as_="alice")))
+        slow.start()
+        try:
+            assert study.started.wait(10)
+            started = time.monotonic()
+            assert call(server, "GET", "/api/quotes", as_="bob")[0] == 200
+            assert call(server, "GET", "/api/excerpts", as_="bob")[0] == 200
+            assert time.monotonic() - started < 1.5  # answered while the check is still running
+            assert slow.is_alive()
+        finally:
+            study.release.set()
+            slow.join(20)
+        assert results["check"][0] == 200
+
+
+def test_a_check_that_takes_too_long_is_a_503_and_queued_checks_are_dropped():
+    study = SlowStudy()
+    with running_app(study=study, check_timeout=0.5) as server:
+        try:
+            started = time.monotonic()
+            status, error, _ = call(server, "POST", "/api/check", {"quote_id": "q1", "text": "first"})
+            assert status == 503 and "0.5 s" in error["error"] and time.monotonic() - started < 3
+            status, error, _ = call(server, "POST", "/api/check", {"quote_id": "q1", "text": "second"})
+            assert status == 503 and error["fix"]  # waited behind the first, then dropped unrun
+        finally:
+            study.release.set()
+        deadline = time.monotonic() + 5
+        while study.checks == ["first"] and time.monotonic() < deadline:
+            status, result, _ = call(server, "POST", "/api/check", {"quote_id": "q1", "text": "third"})
+            if status == 200:
+                break
+        assert study.checks == ["first", "third"]  # "second" never ran
+
+
+def test_a_replaced_store_stops_the_app_accepting_decisions(own_app, study_dir, tmp_path):
+    """A rerun or a copy that replaces coding.sqlite under a running app must not lose decisions
+    silently: the app answers 409 and writes nothing into either file."""
+    import sqlite3
+
+    body = {"unit_id": "p36", "code_id": "SE-C5", "action": "accept"}
+    assert call(own_app, "POST", "/api/code", body, as_="alice")[0] == 200
+    store = study_dir / "coding.sqlite"
+    shutil.copy(store, tmp_path / "copy.sqlite")
+    os.replace(tmp_path / "copy.sqlite", store)
+    status, error, _ = call(own_app, "POST", "/api/code", {**body, "action": "reject"}, as_="alice")
+    assert status == 409 and "replaced" in error["error"]
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1

@@ -2,7 +2,8 @@
 
 Uses the system Chromium (scripts/test.sh installs Debian's package), never a browser
 downloaded by `playwright install`. Every request the page makes must go to the app on
-127.0.0.1: the page works offline.
+127.0.0.1: the page works offline. Each reviewer opens their own secret link; the page
+takes the token out of the address bar and acts as that reviewer only.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ SCREENSHOT = Path("/tmp/review.png")
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    with running_app(make_study_folder(tmp_path_factory.mktemp("study") / "study")) as server:
+    with running_app(make_study_folder(tmp_path_factory.mktemp("study") / "study"), warm_up=True) as server:
         yield server
 
 
@@ -53,25 +54,45 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, app):
-    """A fresh page (own localStorage) that records every URL it requests."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    opened = context.new_page()
-    opened.set_default_timeout(8_000)
-    opened.requested = []
-    opened.on("request", lambda request: opened.requested.append(request.url))
-    opened.script_errors = []  # (the browser also logs the API's deliberate 4xx answers; those are fine)
-    opened.on("pageerror", lambda exc: opened.script_errors.append(str(exc)))
-    yield opened
-    outside = [url for url in opened.requested if not url.startswith(app.url)]
-    context.close()
-    assert opened.requested and not outside, f"requests outside the app: {outside}"
-    assert not opened.script_errors
+def new_page(browser, app):
+    """Fresh pages (each its own browser context: own storage, like another person's browser)
+    that record every URL they request."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        contexts.append(context)
+        opened = context.new_page()
+        opened.set_default_timeout(8_000)
+        opened.requested = []
+        opened.on("request", lambda request: opened.requested.append(request.url))
+        opened.script_errors = []  # (the browser also logs the API's deliberate 4xx answers; those are fine)
+        opened.on("pageerror", lambda exc: opened.script_errors.append(str(exc)))
+        return opened
+
+    yield make
+    pages = [context.pages[0] for context in contexts]
+    for context in contexts:
+        context.close()
+    for opened in pages:
+        outside = [url for url in opened.requested if not url.startswith(app.url)]
+        assert opened.requested and not outside, f"requests outside the app: {outside}"
+        assert not opened.script_errors
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+def token_of(app, name):
+    return next(r.token for r in app.reviewers if r.name == name)
 
 
 def test_disguise_approve_and_reload(page, app):
-    page.goto(app.url)
-    page.fill("#reviewer", "alice")
+    page.goto(app.link("alice"))
+    expect(page.locator("#me")).to_have_text("alice")
+    assert token_of(app, "alice") not in page.url  # the secret left the address bar (and its history entry)
     expect(page.locator("#quote-list li")).to_have_count(2)
     expect(page.locator("#quote-id")).to_have_text("q1")
     expect(page.locator("#original")).to_have_text(SOURCE_1)
@@ -111,7 +132,7 @@ def test_disguise_approve_and_reload(page, app):
     expect(page.locator("#decision .note-text")).to_have_text("no shared words left; meaning kept")
 
     page.reload()
-    expect(page.locator("#reviewer")).to_have_value("alice")  # remembered
+    expect(page.locator("#me")).to_have_text("alice")  # this tab keeps its link's identity
     expect(page.locator("#quote-status")).to_have_text("approved")
     expect(page.locator("#decision")).to_contain_text("by alice")
     expect(page.locator("#decision .note-text")).to_have_text("no shared words left; meaning kept")
@@ -136,18 +157,27 @@ def test_disguise_approve_and_reload(page, app):
     expect(page.locator('#quote-list li[data-quote="q2"] .badge')).to_have_text("rejected")
 
 
-def test_unknown_quote_and_missing_name_are_explained(page, app):
+def test_unknown_quote_is_explained(page, app):
+    page.goto(app.link("bob"))
+    expect(page.locator("#me")).to_have_text("bob")
     page.goto(app.url + "#/quotes/nope")
     expect(page.locator("#error-message")).to_contain_text("unknown quote nope")
     expect(page.locator("#quote-id")).to_have_text("q1")
-    expect(page.locator("#reviewer")).to_have_value("")
-    expect(page.locator("#reject")).to_be_disabled()
-    expect(page.locator("#decide-hint")).to_contain_text("Enter your name")
 
 
-def test_coding_page_accepts_a_code(page, app):
-    page.goto(app.url)
-    page.fill("#reviewer", "carol")
+@pytest.mark.parametrize("suffix", ["", "#token=not-a-valid-token"])
+def test_without_a_valid_link_nothing_is_shown(page, app, suffix):
+    page.goto(app.url + suffix)
+    expect(page.locator("#error-message")).to_contain_text("open this app with your own reviewer link")
+    expect(page.locator("#error-fix")).to_contain_text("postkit review serve")
+    expect(page.locator("#who")).to_be_hidden()
+    expect(page.locator("#quote-list li")).to_have_count(0)  # no post text without a token
+    expect(page.locator("#page-quotes")).to_be_hidden()
+
+
+def test_coding_page_accepts_a_code(page, new_page, app):
+    page.goto(app.link("carol"))
+    expect(page.locator("#me")).to_have_text("carol")
     page.click("#nav-coding")
     expect(page.locator("#excerpt-id")).to_have_text("p36")
     expect(page.locator("#excerpt-text mark.evidence")).to_have_count(1)
@@ -163,9 +193,11 @@ def test_coding_page_accepts_a_code(page, app):
     code = page.locator('#codes li[data-code="SE-C5"]')
     expect(code.locator(".mine")).to_have_text("you: accepted")
     expect(code.locator("textarea.memo")).to_have_value("they had been through it too")
-    page.fill("#reviewer", "dave")  # another coder sees none of carol's decisions
-    page.locator("#reviewer").blur()
-    expect(code.locator(".mine")).to_have_text("not decided")
+    other = new_page()  # another coder, on their own link, sees none of carol's decisions
+    other.goto(app.link("dave"))
+    expect(other.locator("#me")).to_have_text("dave")
+    other.click("#nav-coding")
+    expect(other.locator('#codes li[data-code="SE-C5"] .mine')).to_have_text("not decided")
 
     with CodingStore(app.study.store_path) as store:
         codings = store.codings()

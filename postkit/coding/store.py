@@ -12,6 +12,21 @@ The decision tables are append-only logs.  Nothing is updated or deleted: a
 coder changing their mind records a new decision, and their *current* view of a
 (unit, code) is their latest one.  That keeps a full audit trail for the methods
 section and makes concurrent writers trivially safe (inserts never conflict).
+Decisions and reviews are also hash-chained (schema 2, :mod:`postkit.coding.chain`),
+so ``postkit code verify`` detects rows edited, deleted or back-dated by hand.
+
+Two more guards, because the review app keeps a store open for hours:
+
+* **Locks.** A store opened for writing holds a *shared* lock
+  (:class:`postkit.locks.PathLock`) on its run folder for as long as it is open (on
+  the file itself outside a run folder), so ``postkit run``, which locks the folder
+  exclusively before replacing it, refuses while coders are at work, and a store
+  cannot be opened while a run is replacing its folder. Readers (``read_only=True``,
+  opened with SQLite's ``mode=ro``) take no lock.
+* **Replaced or deleted file.** The store remembers the file it opened (device and
+  inode) and checks before every write that its path still names that file. If the
+  file was replaced (a rerun renamed a new run folder over it) or deleted, it refuses
+  this and every later write instead of writing into a file nobody will see again.
 
 Suggestions from the rule-based coder are stored separately and never count as
 codings until a coder confirms them: agreement statistics must only ever see
@@ -26,6 +41,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +53,10 @@ import pandas as pd
 
 from postkit.errors import PostkitError
 from postkit.io import OutputSet
+from postkit.locks import SHARED, PathLock, run_folder_of
+
+from . import chain
+from .chain import StoreVerifyResult
 
 __all__ = [
     "ACTIONS",
@@ -44,13 +64,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "SHEET_COLUMNS",
     "CodingStore",
+    "StoreReplacedError",
+    "StoreVerifyResult",
     "codings_from_sheets",
     "export_sheet",
     "import_sheet",
+    "verify_store",
 ]
 
 DEFAULT_FILENAME = "coding.sqlite"
-SCHEMA_VERSION = 1
+# 1: tables and append-only triggers; 2: decisions and reviews hash-chained (chain.py).
+SCHEMA_VERSION = 2
 # accept/add mean "the code applies", reject/remove mean "it does not".
 ACTIONS = ("accept", "reject", "add", "remove")
 APPLIED_ACTIONS = frozenset({"accept", "add"})
@@ -58,6 +82,7 @@ APPLIED_ACTIONS = frozenset({"accept", "add"})
 # a slow shared disk; a writer that still cannot get the lock after this fails loudly.
 BUSY_TIMEOUT_S = 30.0
 
+# Schema 1, from which every store starts; chain.add_chain then takes it to schema 2.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS excerpts (
     unit_id  TEXT PRIMARY KEY,
@@ -103,17 +128,9 @@ CREATE INDEX IF NOT EXISTS reviews_by_kind ON reviews (kind, item_id);
 """
 
 # Append-only is enforced by the database itself, so no client (the review app,
-# a hand-written script) can quietly rewrite history.
-_APPEND_ONLY = """
-CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
-BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
-BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS reviews_no_update BEFORE UPDATE ON reviews
-BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS reviews_no_delete BEFORE DELETE ON reviews
-BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
-"""
+# a hand-written script) can quietly rewrite history; the hash chain shows when
+# someone removed these triggers and did it anyway.
+_APPEND_ONLY = chain.APPEND_ONLY
 
 DECISION_COLUMNS = ["id", "unit_id", "code_id", "coder", "action", "memo", "decided_at", "codebook_version"]
 CODING_COLUMNS = ["unit_id", "coder", "code_id", "applied", "action", "memo", "decided_at"]
@@ -131,6 +148,21 @@ def _utc_iso(at: datetime | None = None) -> str:
     elif at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _decided_at(at: datetime | None) -> str | None:
+    """A caller's decision time as stored, or None for "now" (the store fills it in).
+
+    A time in the future is refused: it would make a decision win over every later
+    one ("latest wins"), and the chain verifier flags it as forward-dated.
+    """
+    if at is None:
+        return None
+    stamp = _utc_iso(at)
+    if stamp > _utc_iso():
+        raise PostkitError("a decision cannot be dated in the future",
+                           fix="leave the time out (the store records now), or check the computer's clock")
+    return stamp
 
 
 def _clean(value: Any) -> Any:
@@ -174,60 +206,101 @@ def _records(rows: Iterable[dict] | pd.DataFrame) -> Iterator[dict]:
         yield from rows
 
 
+class StoreReplacedError(PostkitError):
+    """The store's file was replaced or deleted while it was open; it accepts no more writes.
+
+    Its own type so the review app can answer 409 Conflict and tell the reviewer to
+    restart, rather than blame the request.
+    """
+
+
 class CodingStore:
     """All coding decisions (and other reviews) of one study, in one SQLite file.
 
     Safe to open from several processes at once; each method is its own short
     transaction, so a crash loses at most the call in progress.
+
+    ``read_only=True`` opens an existing store for reading only (progress, exports,
+    verification): no lock, no migration, and every write raises. Otherwise the store
+    is created or migrated as needed and holds a shared lock on its run folder until
+    :meth:`close`; ``purpose`` names this holder in other processes' messages (e.g.
+    ``"review app"``; default: the running command, see :func:`postkit.locks.process_purpose`).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, purpose: str | None = None) -> None:
         path = Path(path)
         if path.is_dir():
             path = path / DEFAULT_FILENAME
         self.path = path
+        self.read_only = read_only
+        self._lock: PathLock | None = None
+        self._lost = False
         if not path.parent.exists():
             raise PostkitError(
                 "the folder for the coding store does not exist",
                 path=path.parent,
                 fix="create it first or choose another --store path",
             )
+        if read_only and not path.is_file():
+            raise PostkitError("the coding store does not exist", path=path, fix="check the path")
+        if not read_only:
+            self._lock = self._take_lock(purpose)
         try:
             # isolation_level=None: no implicit transactions; we issue BEGIN IMMEDIATE
             # ourselves so the write lock is taken before anything is read.
-            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if read_only:
+                self._conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                                             timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
+            self._release_lock()
             raise PostkitError(f"cannot open the coding store ({exc})", path=path) from None
         try:
+            self._identity = self._file_identity()
             self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise PostkitError(
-                    f"cannot switch the coding store to WAL journaling (got {mode!r})",
-                    path=path,
-                    fix="put the store on a local disk; network file systems cannot share SQLite safely",
-                )
+            if read_only:
+                self.schema = self._read_schema()
+            else:
+                self._migrate()
+                self.schema = SCHEMA_VERSION
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise PostkitError(
+                        f"cannot switch the coding store to WAL journaling (got {mode!r})",
+                        path=path,
+                        fix="put the store on a local disk; network file systems cannot share SQLite safely",
+                    )
+                problem = chain.chain_problem_on_open(self._conn)
+                if problem is not None:
+                    raise PostkitError(
+                        f"refusing to write to a coding store that was altered by hand: {problem}",
+                        path=path,
+                        fix="run `postkit code verify` on it, and restore the store from a backup",
+                    )
         except sqlite3.DatabaseError as exc:
-            self._conn.close()
+            self._close_quietly()
             raise PostkitError(
                 f"not a postkit coding store ({exc})",
                 path=path,
                 fix="point to the study's coding.sqlite or to a new file name",
             ) from None
         except BaseException:
-            self._conn.close()
+            self._close_quietly()
             raise
 
     @classmethod
-    def open(cls, path: str | Path) -> CodingStore:
-        """Open (creating if needed) the store at ``path`` (a file or a study folder)."""
-        return cls(path)
+    def open(cls, path: str | Path, *, read_only: bool = False, purpose: str | None = None) -> CodingStore:
+        """Open (creating if needed, unless ``read_only``) the store at ``path`` (a file or a study folder)."""
+        return cls(path, read_only=read_only, purpose=purpose)
 
     def close(self) -> None:
-        """Close the connection; committed data is already on disk."""
-        self._conn.close()
+        """Close the connection and release the lock; committed data is already on disk."""
+        try:
+            self._conn.close()
+        finally:
+            self._release_lock()
 
     def __enter__(self) -> Self:
         return self
@@ -235,18 +308,89 @@ class CodingStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the last decision or review in the hash chain; None for a schema-1 store.
+
+        Record it somewhere the store's editors cannot reach: ``postkit code verify
+        STORE --expect-head HASH`` then also catches a store rewritten from scratch.
+        """
+        if self.schema < 2:
+            return None
+        return chain.head(self._conn)
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`PostkitError` if the store's path no longer names the file this store opened.
+
+        After that, every write is refused: a rerun replaced the run folder (or someone
+        deleted the file), and decisions written now would go into a file nobody sees.
+        """
+        if not self._lost:
+            try:
+                self._lost = self._file_identity() != self._identity
+            except FileNotFoundError:
+                self._lost = True
+        if self._lost:
+            raise StoreReplacedError(
+                "the coding store was replaced or deleted since it was opened; nothing was written, "
+                "and nothing more will be",
+                path=self.path,
+                fix="restart the review app (or reopen the store) to work on the current file; "
+                    "decisions made before the replacement are in the old run folder's backup, if any",
+            )
+
     # -- internals ---------------------------------------------------------------
+
+    def _take_lock(self, purpose: str | None) -> PathLock:
+        """A shared lock on the run folder holding the store (else on the store file itself)."""
+        target = run_folder_of(self.path) or self.path
+        lock = PathLock(target, mode=SHARED, purpose=purpose)
+        try:
+            return lock.acquire()
+        except PostkitError as exc:
+            raise PostkitError(
+                f"cannot open the coding store for writing: its {'run folder' if target != self.path else 'file'} "
+                f"is {exc.message}",
+                path=self.path,
+                fix="wait for that to finish (a run replaces the folder, store included), then retry",
+            ) from None
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def _close_quietly(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            self._release_lock()
+
+    def _file_identity(self) -> tuple[int, int]:
+        stat = os.stat(self.path)
+        return stat.st_dev, stat.st_ino
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction holding the lock from the start."""
+        """One short write transaction holding the lock from the start, on the file this store opened."""
+        if self.read_only:
+            raise PostkitError("the coding store was opened read-only", path=self.path,
+                               fix="open it without read_only to record decisions")
         self._conn.execute("BEGIN IMMEDIATE")
         try:
+            self.check_unchanged()  # under SQLite's write lock: the last moment before writing
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+    def _read_schema(self) -> int:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        self._refuse_newer(version)
+        if version == 0:
+            raise PostkitError("this SQLite file is not a postkit coding store", path=self.path,
+                               fix="point to the study's coding.sqlite")
+        return int(version)
 
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -257,18 +401,24 @@ class CodingStore:
             # Re-read under the lock: another process may have created it meanwhile.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             self._refuse_newer(version)
-            if version == 0:
+            if version == SCHEMA_VERSION:
+                return
+            created = version == 0
+            if created:
                 if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise PostkitError(
                         "this SQLite file is not a postkit coding store (it has other tables)",
                         path=self.path,
                         fix="choose a new file name for the coding store",
                     )
-                for statement in (_SCHEMA + _APPEND_ONLY).split(";\n"):
-                    if statement.strip():
-                        conn.execute(statement)  # executescript() would COMMIT our transaction
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # Future: `if version == 1: ...` steps up to SCHEMA_VERSION go here.
+                for statement in chain.statements(_SCHEMA + _APPEND_ONLY):
+                    conn.execute(statement)  # executescript() would COMMIT our transaction
+            # Schema 1 -> 2: the hash chain (a new store takes the same step, so both look alike).
+            try:
+                chain.add_chain(conn, _utc_iso(), None if created else 1)
+            except PostkitError as exc:
+                raise PostkitError(exc.message, path=self.path, fix=exc.fix) from None
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -425,17 +575,22 @@ class CodingStore:
         Validated before writing (unknown unit, bad action, empty coder raise
         :class:`PostkitError`) so the log never holds a decision nobody can
         interpret.  ``codebook_version`` defaults to that of the latest
-        suggestion of this code for this unit, if any.
+        suggestion of this code for this unit, if any.  ``at`` (when the coder
+        decided, e.g. offline) defaults to now and may not lie in the future; the
+        store records its own time beside it for the hash chain.
         """
         unit_s, code_s, coder_s, action_s = self._check_decision(unit_id, code_id, coder, action)
+        decided_at = _decided_at(at)
         with self._write() as conn:
             version = _text(codebook_version) or self._default_version(unit_s, code_s)
-            cursor = conn.execute(
-                "INSERT INTO decisions (unit_id, code_id, coder, action, memo, decided_at, codebook_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (unit_s, code_s, coder_s, action_s, _text(memo), _utc_iso(at), version),
-            )
-            return int(cursor.lastrowid)
+            return self._append_decision(conn, unit_s, code_s, coder_s, action_s, _text(memo), decided_at, version)
+
+    def _append_decision(self, conn: sqlite3.Connection, unit_id: str, code_id: str, coder: str, action: str,
+                         memo: str | None, decided_at: str | None, version: str | None) -> int:
+        """Insert one chained decision inside an open write transaction."""
+        values = {"unit_id": unit_id, "code_id": code_id, "coder": coder, "action": action, "memo": memo,
+                  "decided_at": decided_at, "codebook_version": version}
+        return chain.append(conn, "decisions", values, _utc_iso())
 
     def decisions(self, coder: str | None = None) -> pd.DataFrame:
         """The full decision log (optionally one coder's), oldest first."""
@@ -520,7 +675,7 @@ class CodingStore:
         """Append a review of any other kind (e.g. ``kind='quote'`` disguise approvals).
 
         Kept generic and append-only like decisions so later review apps need no
-        schema change; ``scores`` is stored as JSON.
+        schema change; ``scores`` is stored as JSON.  ``at`` as for :meth:`decide`.
         """
         fields = {"kind": kind, "item_id": item_id, "reviewer": reviewer, "action": action}
         cleaned = {name: _text(value) for name, value in fields.items()}
@@ -531,14 +686,11 @@ class CodingStore:
             scores_json = None if scores is None else json.dumps(scores, ensure_ascii=False, sort_keys=True)
         except (TypeError, ValueError) as exc:
             raise PostkitError(f"review scores are not JSON-serialisable ({exc})") from None
+        # Stored as text either way; hashing the text keeps the chain equal to what is read back.
+        values = {**cleaned, "text": None if text is None else str(text), "scores": scores_json,
+                  "note": None if note is None else str(note), "decided_at": _decided_at(at)}
         with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO reviews (kind, item_id, reviewer, action, text, scores, note, decided_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (cleaned["kind"], cleaned["item_id"], cleaned["reviewer"], cleaned["action"],
-                 text, scores_json, note, _utc_iso(at)),
-            )
-            return int(cursor.lastrowid)
+            return chain.append(conn, "reviews", values, _utc_iso())
 
     def reviews(self, kind: str | None = None) -> pd.DataFrame:
         """The review log (optionally one kind), oldest first; ``scores`` decoded from JSON."""
@@ -552,6 +704,36 @@ class CodingStore:
             [json.loads(s) if isinstance(s, str) else None for s in frame["scores"]], index=frame.index, dtype=object
         )
         return frame
+
+
+def verify_store(path: str | Path, *, expected_head: str | None = None) -> StoreVerifyResult:
+    """Check the coding store at ``path`` (a file or a study folder) for tampering, reading only.
+
+    Walks the hash chain of decisions and reviews, checks the head record and the safeguard
+    triggers, and (with ``expected_head``, recorded elsewhere) that the store was not
+    rewritten. Returns a result naming the first problem (``.ok``, ``.problem``,
+    ``.render()``); raises :class:`PostkitError` only when the file cannot be read as a
+    store. A schema-1 store has no chain and fails with a note on how to add one.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / DEFAULT_FILENAME
+    # Before opening: a read-only open may create the -wal file. Committed rows may still sit
+    # in the -wal file, so its time counts too.
+    times = [p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal")) if p.is_file()]
+    modified = datetime.fromtimestamp(max(times), UTC) if times else None
+    with CodingStore(path, read_only=True) as store:
+        if store.schema < 2:
+            return StoreVerifyResult(path, store.schema, problems=[
+                f"schema {store.schema}: this store has no hash chain yet, so edits cannot be detected — "
+                "opening it for writing once (e.g. `postkit code load` or `import-sheet`, or the review app) "
+                "adds one"])
+        try:
+            return chain.verify_chain(store._conn, path, store.schema, expected_head=expected_head,
+                                      modified=modified)
+        except sqlite3.DatabaseError as exc:
+            return StoreVerifyResult(path, store.schema, problems=[
+                f"the store's tables were changed by hand ({exc}) — it cannot be checked"])
 
 
 # -- coding sheets ---------------------------------------------------------------
@@ -735,11 +917,8 @@ def import_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
         for (unit_id, code_id), (_row, decision, memo) in wanted.items():
             if current.get((unit_id, code_id)) == (decision, memo):
                 continue
-            conn.execute(
-                "INSERT INTO decisions (unit_id, code_id, coder, action, memo, decided_at, codebook_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (unit_id, code_id, coder_s, decision, memo, now, store._default_version(unit_id, code_id)),
-            )
+            store._append_decision(conn, unit_id, code_id, coder_s, decision, memo, now,
+                                   store._default_version(unit_id, code_id))
             added += 1
     return added
 

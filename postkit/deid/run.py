@@ -172,8 +172,12 @@ def deidentify_file(
     engine: DeidEngine | None = None,
     forum_pseudonyms: str | Path | None = None,
     on_progress: Callable[[int], None] | None = None,
+    before_publish: Callable[[], object] | None = None,
 ) -> DeidSummary:
     """De-identify ``text_columns`` of every row, pseudonymise ``user_id``, keep all other columns.
+
+    ``before_publish`` runs once every row is written and before the outputs are renamed
+    into place (e.g. to save a newly generated pseudonym key only when the run succeeded).
 
     With ``forum_pseudonyms`` (a map file, generated and saved when it does not exist),
     the ``forum`` column and forum mentions in the text become the forums' pseudonyms.
@@ -254,5 +258,7 @@ def deidentify_file(
         if writer.columns is None:
             writer.set_empty_columns(reader.columns)
         summary.output_sha256 = sha256_path(writer.finish())
+        if before_publish is not None:
+            before_publish()
     summary.seconds = time.perf_counter() - started
     return summary

@@ -17,11 +17,20 @@ time, the exact text, its scores and a note; a quote's status is its latest deci
 Approval is refused unless the text is *disguised* when approved, and the export
 re-checks every approved text, so a quote that stops passing (a bigger corpus, stricter
 thresholds) is caught before publication.
+
+Reviewer and coder names are recorded normalised (:func:`postkit.review.identity.normalise_name`:
+NFKC, invisible characters removed, trimmed, case-folded), so ``Bob`` and ``bob`` are one
+person. Requests are validated before any work: unknown quote, unit or code ids and texts
+over :data:`MAX_TEXT_CHARS` / :data:`MAX_NOTE_CHARS` raise :class:`ReviewInputError` (the
+review app answers 422), since a check costs time in proportion to the text's length.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -40,6 +49,29 @@ QUOTE_ACTIONS = ("approve", "reject")
 SCORE_FIELDS = ("verdict", "source_rank", "longest_shared_run", "distinctive_overlap", "exact_5gram_hits",
                 "meaning_score")
 EXPORT_COLUMNS = ("quote_id", "source_post_id", "text", *SCORE_FIELDS, "reviewer", "approved_at", "note")
+# A quote is at most a few hundred words. Longer texts are refused before checking: the check's
+# time grows with the text (200,000 characters took 16 s and held every other check up).
+MAX_TEXT_CHARS = 2_000
+MAX_NOTE_CHARS = 2_000
+MAX_ID_CHARS = 200
+CHECK_CACHE_SIZE = 256  # recent (quote, text) checks; decide() reuses the check the page just made
+
+
+class ReviewInputError(PostkitError):
+    """A review request names something that does not exist or exceeds a bound.
+
+    Separate from other :class:`PostkitError` so the review app can answer 422
+    (well-formed but unacceptable) rather than 400.
+    """
+
+
+def _bounded(value: Any, what: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ReviewInputError(f"the {what} must be text")
+    if len(value) > limit:
+        raise ReviewInputError(f"the {what} is longer than {limit:,} characters",
+                               fix=f"shorten it to {limit:,} characters or fewer")
+    return value
 
 
 def _function_words() -> frozenset[str]:
@@ -100,6 +132,13 @@ class QuoteStudy:
         self.store = CodingStore(store_path)
         self._scorer: Any = None
         self._codes: dict[str, Any] | None = None
+        self._units: dict[str, set[str]] | None = None
+        # check() may run on another thread than the store's (the review app runs checks on
+        # their own worker so they never hold up quick calls): one check at a time, and a
+        # small cache of results that decide() reuses instead of checking the text again.
+        self._check_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._checked: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         for quote in quotes:
             for candidate in quote["candidates"]:
                 candidate.update(self._highlights(quote["source_post_id"], candidate["text"]))
@@ -123,9 +162,9 @@ class QuoteStudy:
     # -- quotes
 
     def _get(self, quote_id: Any) -> dict[str, Any]:
-        quote = self._quotes.get(str(quote_id))
+        quote = self._quotes.get(quote_id) if isinstance(quote_id, str) else None
         if quote is None:
-            raise PostkitError(f"unknown quote_id {quote_id!r}", fix="pick a quote listed by the study")
+            raise ReviewInputError("unknown quote_id", fix="pick a quote listed by the study")
         return quote
 
     def _latest(self) -> dict[str, dict[str, Any]]:
@@ -185,26 +224,56 @@ class QuoteStudy:
             quote = next(iter(self._quotes.values()))
             self.check(quote["quote_id"], quote["text"])
 
+    def max_text_chars(self, quote_id: str) -> int:
+        """The longest text accepted for a quote: :data:`MAX_TEXT_CHARS`, or twice a longer original."""
+        return max(MAX_TEXT_CHARS, 2 * len(self._get(quote_id)["text"]))
+
     def check(self, quote_id: str, text: str) -> dict[str, Any]:
-        """Run the traceability check and meaning score on a reviewer's text, with highlights."""
+        """Run the traceability check and meaning score on a reviewer's text, with highlights.
+
+        Thread-safe (one check at a time); never touches the store. Raises
+        :class:`ReviewInputError` for an unknown quote or a text over :meth:`max_text_chars`.
+        """
         quote = self._get(quote_id)
-        if not isinstance(text, str) or not text.strip():
+        _bounded(text, "text", self.max_text_chars(quote_id))
+        if not text.strip():
             raise PostkitError("the text is empty", fix="type the paraphrase to check")
-        row = self.index.check([{"quote_id": quote["quote_id"], "source_post_id": quote["source_post_id"],
-                                 "text": text}], self.thresholds, n_threads=1)[0]
-        meaning = self._meaning(quote["text"], [text])[0]
-        result = {k: row[k] for k in SCORE_FIELDS if k in row} | meaning
-        return result | self._highlights(quote["source_post_id"], text)
+        key = (quote["quote_id"], text)
+        with self._cache_lock:
+            cached = self._checked.get(key)
+            if cached is not None:
+                self._checked.move_to_end(key)
+        if cached is None:
+            with self._check_lock:
+                row = self.index.check([{"quote_id": quote["quote_id"], "source_post_id": quote["source_post_id"],
+                                         "text": text}], self.thresholds, n_threads=1)[0]
+                meaning = self._meaning(quote["text"], [text])[0]
+                result = {k: row[k] for k in SCORE_FIELDS if k in row} | meaning
+                cached = result | self._highlights(quote["source_post_id"], text)
+            with self._cache_lock:
+                self._checked[key] = cached
+                while len(self._checked) > CHECK_CACHE_SIZE:
+                    self._checked.popitem(last=False)
+        return copy.deepcopy(cached)  # callers may change theirs
 
     # -- deciding
 
     def decide(self, quote_id: str, reviewer: str, action: str, text: str, note: str | None = None) -> dict[str, Any]:
-        """Record a reviewer's approve/reject of a text; approval only for a text that is disguised now."""
-        action = (action or "").strip().lower()
+        """Record a reviewer's approve/reject of a text; approval only for a text that is disguised now.
+
+        ``reviewer`` is recorded normalised (see the module docstring).
+        """
+        from ..review.identity import normalise_name
+
+        self._get(quote_id)
+        action = (action or "").strip().lower() if isinstance(action, str) else ""
         if action not in QUOTE_ACTIONS:
-            raise PostkitError(f"unknown action {action!r}", fix=f"use one of: {', '.join(QUOTE_ACTIONS)}")
-        if not isinstance(reviewer, str) or not reviewer.strip():
+            raise PostkitError("unknown action", fix=f"use one of: {', '.join(QUOTE_ACTIONS)}")
+        name = normalise_name(reviewer) if isinstance(reviewer, str) else ""
+        if not name:
             raise PostkitError("the reviewer name is empty", fix="enter your name or initials")
+        if note is not None:
+            _bounded(note, "note", MAX_NOTE_CHARS)
         checked = self.check(quote_id, text)
         scores = {k: checked[k] for k in (*SCORE_FIELDS, "lemma_overlap", "cmo_same", "negation_kept")
                   if k in checked}
@@ -215,19 +284,45 @@ class QuoteStudy:
                 f"5-word matches {checked['exact_5gram_hits']})",
                 fix="reword the highlighted words until the verdict is disguised",
             )
-        self.store.add_review(REVIEW_KIND, self._get(quote_id)["quote_id"], reviewer.strip(), action,
+        self.store.add_review(REVIEW_KIND, self._get(quote_id)["quote_id"], name, action,
                               text=text, scores=scores, note=(note or None))
         return self.history(quote_id)[-1]
 
     # -- coding suggestions (the same store)
 
-    def excerpts(self) -> list[dict[str, Any]]:
-        """Excerpts with their code suggestions (codebook names, areas, polarity) and coders' decisions."""
+    def _codebook(self) -> dict[str, Any]:
         if self._codes is None:
             from ..coding.codebook import load_codebook
 
             self._codes = {code.id: (area, code) for area, _, code in load_codebook().codes()}
-        codes = self._codes
+        return self._codes
+
+    def _suggested_codes(self, unit_id: str) -> set[str] | None:
+        """The codes suggested for a unit, or None when the store has no such unit.
+
+        Cached; read again from the store when a unit is not in the cache (another
+        process may have added excerpts since).
+        """
+        if self._units is None or unit_id not in self._units:
+            units: dict[str, set[str]] = {unit: set() for unit in self.store.excerpts()["unit_id"]}
+            for unit, code in self.store.suggestions()[["unit_id", "code_id"]].itertuples(index=False):
+                if unit in units:
+                    units[unit].add(code)
+            self._units = units
+        return self._units.get(unit_id)
+
+    def excerpts(self, coder: str) -> list[dict[str, Any]]:
+        """Excerpts with their code suggestions (codebook names, areas, polarity) and *one* coder's decisions.
+
+        ``decisions`` maps code_id to that coder's latest decision: coders judge
+        independently (blind coding, as agreement needs), so nobody is shown another's.
+        """
+        from ..review.identity import normalise_name
+
+        coder = normalise_name(coder) if isinstance(coder, str) else ""
+        if not coder:
+            raise PostkitError("the coder name is empty", fix="enter your name or initials")
+        codes = self._codebook()
         suggestions: dict[str, list[dict[str, Any]]] = {}
         for row in self.store.suggestions().to_dict("records"):
             area, code = codes.get(row["code_id"], (None, None))
@@ -238,8 +333,9 @@ class QuoteStudy:
             })
         decisions: dict[str, dict[str, dict[str, Any]]] = {}
         for row in self.store.codings().to_dict("records"):
-            decisions.setdefault(row["unit_id"], {}).setdefault(row["coder"], {})[row["code_id"]] = {
-                "action": row["action"], "memo": row["memo"], "decided_at": row["decided_at"]}
+            if row["coder"] == coder:
+                decisions.setdefault(row["unit_id"], {})[row["code_id"]] = {
+                    "action": row["action"], "memo": row["memo"], "decided_at": row["decided_at"]}
         out = []
         for row in self.store.excerpts().to_dict("records"):
             unit = row["unit_id"]
@@ -249,7 +345,31 @@ class QuoteStudy:
         return out
 
     def decide_code(self, unit_id: str, code_id: str, coder: str, action: str, memo: str | None = None) -> None:
-        self.store.decide(unit_id, code_id, coder, action, memo)
+        """Record a coder's decision on a code for a unit; ``coder`` is recorded normalised.
+
+        The unit must be in the store, and the code in the codebook or among the codes
+        suggested for that unit (a suggestion made with an older codebook can still be
+        answered); anything else raises :class:`ReviewInputError`.
+        """
+        from ..coding.store import ACTIONS
+        from ..review.identity import normalise_name
+
+        _bounded(unit_id, "unit_id", MAX_ID_CHARS)
+        _bounded(code_id, "code_id", MAX_ID_CHARS)
+        if memo is not None:
+            _bounded(memo, "memo", MAX_NOTE_CHARS)
+        suggested = self._suggested_codes(unit_id)
+        if suggested is None:
+            raise ReviewInputError("unknown unit_id", fix="pick an excerpt listed by the study")
+        if code_id not in self._codebook() and code_id not in suggested:
+            raise ReviewInputError("unknown code_id: not in the codebook nor suggested for this unit",
+                                   fix="pick one of the unit's suggested codes or a code of the codebook")
+        if not isinstance(action, str) or action.strip().lower() not in ACTIONS:
+            raise PostkitError("unknown action", fix=f"use one of: {', '.join(ACTIONS)}")
+        name = normalise_name(coder) if isinstance(coder, str) else ""
+        if not name:
+            raise PostkitError("the coder name is empty", fix="enter your name or initials")
+        self.store.decide(unit_id, code_id, name, action, memo)
 
     # -- export
 

@@ -4,10 +4,19 @@
 // and untrusted: it only ever reaches the page through textContent / text nodes (see el()),
 // never innerHTML. Character offsets from the server are Unicode code points (Python
 // str indices), so text is sliced with Array.from(), not JavaScript's UTF-16 indices.
+//
+// Who you are comes from your secret link (`/#token=...`, printed by `postkit review
+// serve`): the token is moved from the address bar into sessionStorage (this tab only;
+// never localStorage, never a cookie) and sent with every API call as
+// `Authorization: Bearer`. The server records decisions under the token's name.
 "use strict";
 
 (() => {
-  const NAME_KEY = "postkit-review.reviewer";
+  const TOKEN_KEY = "postkit-review.token";
+  const NO_LINK = {
+    error: "open this app with your own reviewer link",
+    fix: "use the link `postkit review serve` printed for you (links change each time it starts)",
+  };
   const CHECK_DELAY_MS = 300;
   const VERDICT_ORDER = { disguised: 0, "at risk": 1, traceable: 2 };
   const VERDICT_WHY = {
@@ -19,6 +28,8 @@
 
   const $ = (id) => document.getElementById(id);
   const state = {
+    token: null, // the secret of this tab's reviewer link
+    me: null, // the reviewer's name, from /api/me
     study: "",
     quotes: [],
     quoteId: null,
@@ -29,7 +40,7 @@
     checkAbort: null,
     excerpts: [],
     unitId: null,
-    excerptsFor: null, // the coder whose decisions state.excerpts holds (null: reload)
+    excerptsLoaded: false, // false: reload the excerpts (and your decisions) before showing them
     excerptSeq: 0,
     page: null,
   };
@@ -85,8 +96,23 @@
     return node;
   }
 
-  function reviewer() {
-    return $("reviewer").value.trim();
+  /** The token from a `#token=...` link (then removed from the address bar), else this tab's saved one. */
+  function takeToken() {
+    const match = location.hash.match(/^#token=([A-Za-z0-9_-]+)$/);
+    if (match) {
+      try {
+        sessionStorage.setItem(TOKEN_KEY, match[1]);
+      } catch (exc) {
+        /* storage disabled: the token lasts until the page is reloaded */
+      }
+      history.replaceState(null, "", `${location.pathname}${location.search}#/quotes`);
+      return match[1];
+    }
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch (exc) {
+      return null;
+    }
   }
 
   function showError(error) {
@@ -100,7 +126,9 @@
   }
 
   async function api(method, path, body, signal) {
-    const options = { method, headers: { Accept: "application/json" }, signal };
+    if (!state.token) throw NO_LINK;
+    const options = { method, headers: { Accept: "application/json", Authorization: `Bearer ${state.token}` },
+      signal };
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -118,6 +146,7 @@
     } catch (exc) {
       data = null;
     }
+    if (response.status === 401) throw NO_LINK;
     if (!response.ok) {
       throw { error: (data && data.error) || `HTTP ${response.status}`, fix: data && data.fix };
     }
@@ -170,7 +199,7 @@
     const [page, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
     const id = rest.length ? decodeURIComponent(rest.join("/")) : null;
     const coding = page === "coding";
-    if (coding && state.page !== "coding") state.excerptsFor = null; // entering the page: fresh decisions
+    if (coding && state.page !== "coding") state.excerptsLoaded = false; // entering the page: fresh decisions
     state.page = coding ? "coding" : "quotes";
     $("page-quotes").hidden = coding;
     $("page-coding").hidden = !coding;
@@ -381,14 +410,14 @@
   }
 
   function updateDecideButtons() {
-    const named = reviewer() !== "";
+    const named = Boolean(state.me);
     const check = state.check;
     const current = check && check.text === $("draft").value;
     const disguised = current && check.result.verdict === "disguised";
     $("approve").disabled = !(named && disguised);
     $("reject").disabled = !named;
     let hint = "";
-    if (!named) hint = "Enter your name at the top to decide.";
+    if (!named) hint = "Open your reviewer link to decide.";
     else if (!current) hint = "Checking your version…";
     else if (!disguised) hint = "Only a disguised version can be approved.";
     $("decide-hint").textContent = hint;
@@ -397,16 +426,15 @@
   async function decide(action) {
     const quote = currentQuote();
     if (!quote) return;
-    if (!reviewer()) {
-      showError({ error: "your name is missing", fix: "enter it at the top of the page" });
-      $("reviewer").focus();
+    if (!state.me) {
+      showError(NO_LINK);
       return;
     }
     const buttons = [$("approve"), $("reject")];
     buttons.forEach((b) => (b.disabled = true));
     try {
       await api("POST", "/api/decide", {
-        quote_id: quote.quote_id, reviewer: reviewer(), action,
+        quote_id: quote.quote_id, action,
         text: $("draft").value, note: $("note").value.trim() || null,
       });
       hideError();
@@ -430,12 +458,11 @@
   // ------------------------------------------------------------------ coding
 
   async function loadExcerpts() {
-    const coder = reviewer();
     const seq = ++state.excerptSeq;
-    const data = await api("GET", `/api/excerpts?coder=${encodeURIComponent(coder)}`);
+    const data = await api("GET", "/api/excerpts"); // only your own decisions come back
     if (seq !== state.excerptSeq) return; // a later load (e.g. after a decision) wins
     state.excerpts = data.excerpts;
-    state.excerptsFor = coder;
+    state.excerptsLoaded = true;
   }
 
   function excerptStatus(excerpt) {
@@ -460,7 +487,7 @@
   }
 
   async function showExcerpt(id) {
-    if (state.excerptsFor !== reviewer()) {
+    if (!state.excerptsLoaded) {
       try {
         await loadExcerpts();
       } catch (error) {
@@ -512,7 +539,8 @@
     const list = clear($("codes"));
     for (const suggestion of excerpt.suggestions) {
       const mine = excerpt.decisions[suggestion.code_id];
-      const memo = el("textarea", { rows: 1, class: "memo", "aria-label": `Memo for ${suggestion.code_id}`,
+      const memo = el("textarea", { rows: 1, maxlength: 2000, class: "memo",
+        "aria-label": `Memo for ${suggestion.code_id}`,
         placeholder: "memo (optional)" });
       memo.value = mine && mine.memo ? mine.memo : "";
       const decideCode = (action, button) => {
@@ -542,14 +570,13 @@
   }
 
   async function codeDecision(excerpt, suggestion, action, memo) {
-    if (!reviewer()) {
-      showError({ error: "your name is missing", fix: "enter it at the top of the page" });
-      $("reviewer").focus();
+    if (!state.me) {
+      showError(NO_LINK);
       return;
     }
     try {
       await api("POST", "/api/code", { unit_id: excerpt.unit_id, code_id: suggestion.code_id,
-        coder: reviewer(), action, memo: memo.trim() || null });
+        action, memo: memo.trim() || null });
       hideError();
       await loadExcerpts();
       await showExcerpt(excerpt.unit_id);
@@ -566,24 +593,15 @@
 
   // ------------------------------------------------------------------ start
 
+  async function loadMe() {
+    const data = await api("GET", "/api/me");
+    state.me = data.name;
+    $("me").textContent = data.name;
+    $("who").hidden = false;
+  }
+
   function start() {
-    const name = $("reviewer");
-    try {
-      name.value = localStorage.getItem(NAME_KEY) || "";
-    } catch (exc) {
-      /* storage disabled: the name is simply not remembered */
-    }
-    name.addEventListener("input", () => {
-      try {
-        localStorage.setItem(NAME_KEY, reviewer());
-      } catch (exc) {
-        /* not remembered */
-      }
-      updateDecideButtons();
-    });
-    name.addEventListener("change", () => {
-      if (!$("page-coding").hidden) showExcerpt(state.unitId);
-    });
+    state.token = takeToken();
     $("error-close").addEventListener("click", hideError);
     $("draft").addEventListener("input", () => onDraftInput(false));
     $("approve").addEventListener("click", () => decide("approve"));
@@ -593,7 +611,15 @@
     $("excerpt-prev").addEventListener("click", () => stepExcerpt(-1));
     $("excerpt-next").addEventListener("click", () => stepExcerpt(1));
     window.addEventListener("hashchange", route);
-    loadQuotes().then(route, showError);
+    if (!state.token) {
+      showError(NO_LINK);
+      updateDecideButtons();
+      return;
+    }
+    loadMe().then(loadQuotes).then(route, (error) => {
+      showError(error);
+      updateDecideButtons();
+    });
   }
 
   document.addEventListener("DOMContentLoaded", start);
