@@ -12,6 +12,7 @@ Reads ../shared/data/real_forum/posts.jsonl; writes only post ids (never text):
 
     python scripts/select_real_deid_set.py OUT.jsonl           # round 1: {"post_id", "source", "split", "cue"}
     python scripts/select_real_deid_set.py OUT.jsonl --round2  # round 2: strong-cue posts not in round 1
+    python scripts/select_real_deid_set.py OUT.jsonl --round3  # round 3: more tune-only posts, cue and plain
 
 Skips cleanly (exit 0, a message) when the real posts are absent.
 """
@@ -58,17 +59,20 @@ def _rank(post_id: str) -> str:
     return hashlib.sha256(f"{SEED}:{post_id}".encode()).hexdigest()
 
 
-def select(posts_path: Path) -> list[dict]:
-    pools: dict[tuple[str, bool], list[tuple[str, str]]] = {}
+def _posts_of_length(posts_path: Path, exclude: set[str] = frozenset()):
+    """(source, post id, text) of every post of MIN_WORDS..MAX_WORDS words not in ``exclude``."""
     with open(posts_path, encoding="utf-8") as handle:
         for line in handle:
             post = json.loads(line)
-            source = post["post_id"].split("-")[0]
-            words = len(post["text"].split())
-            if source not in PER_SOURCE or not MIN_WORDS <= words <= MAX_WORDS:
-                continue
-            cue = bool(_CUE.search(post["text"]))
-            pools.setdefault((source, cue), []).append((_rank(post["post_id"]), post["post_id"]))
+            if post["post_id"] not in exclude and MIN_WORDS <= len(post["text"].split()) <= MAX_WORDS:
+                yield post["post_id"].split("-")[0], post["post_id"], post["text"]
+
+
+def select(posts_path: Path) -> list[dict]:
+    pools: dict[tuple[str, bool], list[tuple[str, str]]] = {}
+    for source, post_id, text in _posts_of_length(posts_path):
+        if source in PER_SOURCE:
+            pools.setdefault((source, bool(_CUE.search(text))), []).append((_rank(post_id), post_id))
     chosen = []
     for source, count in PER_SOURCE.items():
         with_cue = sorted(pools.get((source, True), []))[: (count + 1) // 2]
@@ -83,34 +87,49 @@ def select(posts_path: Path) -> list[dict]:
 def select_round2(posts_path: Path, round1: set[str]) -> list[dict]:
     """Posts with a strong cue only, not drawn in round 1; same keyed ranks and split rule."""
     pools: dict[str, list[tuple[str, str]]] = {}
-    with open(posts_path, encoding="utf-8") as handle:
-        for line in handle:
-            post = json.loads(line)
-            source = post["post_id"].split("-")[0]
-            words = len(post["text"].split())
-            if (source not in ROUND2_PER_SOURCE or post["post_id"] in round1
-                    or not MIN_WORDS <= words <= MAX_WORDS or not _STRONG_CUE.search(post["text"])):
-                continue
-            pools.setdefault(source, []).append((_rank(post["post_id"]), post["post_id"]))
+    for source, post_id, text in _posts_of_length(posts_path, round1):
+        if source in ROUND2_PER_SOURCE and _STRONG_CUE.search(text):
+            pools.setdefault(source, []).append((_rank(post_id), post_id))
     chosen = [{"post_id": post_id, "source": source, "split": "tune" if int(rank[-1], 16) % 2 == 0 else "score",
                "cue": True, "round": 2}
               for source, count in ROUND2_PER_SOURCE.items() for rank, post_id in sorted(pools.get(source, []))[:count]]
     return sorted(chosen, key=lambda row: _rank(row["post_id"]))
 
 
+ROUND3_CUE = {"beyondblue": 60, "ctreddit": 30, "cams": 40, "counselchat": 40, "rallypoint": 30}
+ROUND3_PLAIN = {"beyondblue": 40, "cams": 20, "counselchat": 20, "rallypoint": 20}
+
+
+def select_round3(posts_path: Path, earlier: set[str]) -> list[dict]:
+    """More development posts (all in the tune split, decided before labelling): strong-cue posts
+    and plain ones not drawn before, so rules meet more real text without touching the score split."""
+    cue_pools: dict[str, list[tuple[str, str]]] = {}
+    plain_pools: dict[str, list[tuple[str, str]]] = {}
+    for source, post_id, text in _posts_of_length(posts_path, earlier):
+        pools = cue_pools if _STRONG_CUE.search(text) else plain_pools
+        pools.setdefault(source, []).append((_rank("r3:" + post_id), post_id))
+    chosen = []
+    for counts, pools, cue in ((ROUND3_CUE, cue_pools, True), (ROUND3_PLAIN, plain_pools, False)):
+        for source, count in counts.items():
+            chosen += [{"post_id": post_id, "source": source, "split": "tune", "cue": cue, "round": 3}
+                       for _, post_id in sorted(pools.get(source, []))[:count]]
+    return sorted(chosen, key=lambda row: _rank(row["post_id"]))
+
+
 def main(argv: list[str]) -> int:
-    round2 = "--round2" in argv
-    argv = [a for a in argv if a != "--round2"]
+    round2, round3 = "--round2" in argv, "--round3" in argv
+    argv = [a for a in argv if a not in ("--round2", "--round3")]
     if len(argv) != 2:
-        print(__doc__.strip().splitlines()[0], "\nusage: select_real_deid_set.py OUT.jsonl [--round2]",
+        print(__doc__.strip().splitlines()[0], "\nusage: select_real_deid_set.py OUT.jsonl [--round2|--round3]",
               file=sys.stderr)
         return 2
     if not POSTS.exists():
         print(f"real posts not found at {POSTS}: nothing to select (skipped)")
         return 0
     rows = select(POSTS)
-    if round2:
-        rows = select_round2(POSTS, {row["post_id"] for row in rows})
+    if round2 or round3:
+        second = select_round2(POSTS, {row["post_id"] for row in rows})
+        rows = second if round2 else select_round3(POSTS, {row["post_id"] for row in rows + second})
     Path(argv[1]).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     splits = {s: sum(r["split"] == s for r in rows) for s in ("tune", "score")}
     print(f"{len(rows)} posts ({sum(r['cue'] for r in rows)} with a cue); tune {splits['tune']}, "
