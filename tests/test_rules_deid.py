@@ -16,10 +16,13 @@ DEID = Path(__file__).resolve().parent.parent / "rules" / "deid"
 LISTS = (
     "first_names", "ambiguous_names", "surnames", "uk_places", "ambiguous_places", "employers",
     "org_suffixes", "street_suffixes", "allow_services", "allow_medications", "allow_words",
-    "deny_usernames", "deny_names",
+    "deny_usernames", "deny_names", "allow_regions", "acronyms",
 )
+# Derived by scripts/build_deid_wordlists.py from a maintained source named in the header.
+DERIVED = ("allow_medications_international", "allow_places", "common_words")
 GAZETTEERS = ("first_names", "surnames", "uk_places", "employers")
-ALLOW_LISTS = ("allow_services", "allow_medications", "allow_words")
+ALLOW_LISTS = ("allow_services", "allow_medications", "allow_words", "allow_regions",
+               "allow_medications_international", "allow_places")
 PER_DEPLOYMENT = ("deny_usernames", "deny_names")
 
 
@@ -211,10 +214,53 @@ def test_street_and_org_suffixes_have_the_basics():
         assert suffix.casefold() in folded("org_suffixes")
 
 
+@pytest.mark.parametrize("name", DERIVED)
+def test_derived_lists_name_source_licence_and_script(name):
+    lines = raw_lines(name)
+    header = " ".join(line for line in lines if line.startswith("#"))
+    assert f"{name}.txt" in header and "How it is used" in header
+    assert "Source:" in header and "Licence:" in header and "MIT licence" in header
+    assert "scripts/build_deid_wordlists.py" in header
+    items = list(entries(name))
+    assert items == sorted(items, key=sort_key), f"{name}.txt is not sorted"
+    assert len({e.casefold() for e in items}) == len(items), f"{name}.txt has duplicates"
+    readme = (DEID / "README.md").read_text(encoding="utf-8")
+    assert f"`{name}.txt`" in readme
+
+
+@pytest.mark.parametrize("name, minimum", [
+    ("allow_medications_international", 5000), ("allow_places", 300), ("common_words", 30000),
+    ("acronyms", 300), ("allow_regions", 150),
+])
+def test_derived_and_new_list_sizes(name, minimum):
+    assert len(entries(name)) >= minimum
+
+
+@pytest.mark.parametrize("medicine", ["zoloft", "lexapro", "cymbalta", "endone", "seroquel", "wellbutrin",
+                                      "vyvanse", "ozempic"])
+def test_international_medicines_are_allowed(medicine):
+    assert medicine in folded("allow_medications_international") | folded("allow_medications")
+
+
+def test_acronyms_are_written_in_capitals():
+    lower = [e for e in entries("acronyms") if e != e.upper()]
+    assert not lower, f"acronyms.txt entries must be in capitals: {lower}"
+
+
+@pytest.mark.parametrize("place", ["Queensland", "Texas", "Ontario", "Germany", "New South Wales"])
+def test_countries_and_states_are_allowed_places(place):
+    assert place.casefold() in folded("allow_places")
+
+
+@pytest.mark.parametrize("city_or_name", ["new york", "washington", "georgia", "victoria"])
+def test_cities_and_given_names_are_not_allowed_places(city_or_name):
+    assert city_or_name not in folded("allow_places")
+
+
 def test_engine_loads_every_list_with_the_same_entries():
     """postkit's loader reads the same entries as this test's parser."""
     from postkit.deid.rules import WORD_LISTS, read_word_list
 
-    assert set(WORD_LISTS) == set(LISTS)
-    for name in LISTS:
+    assert set(WORD_LISTS) == set(LISTS) | set(DERIVED)
+    for name in LISTS + DERIVED:
         assert tuple(read_word_list(DEID / f"{name}.txt")) == entries(name)

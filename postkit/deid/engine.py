@@ -29,11 +29,14 @@ from .recognizers import (
     GazetteerList,
     GazetteerRecognizer,
     HandleCueRecognizer,
+    NerEvidence,
     NerRecognizer,
     PhraseIndex,
+    SignOffRecognizer,
     pattern_recognizers,
     token_lowers,
 )
+from .repair import repair_boundaries, to_original
 from .rules import DeidRules, load_rules
 
 ENTITY_TYPES = ("PERSON", "USERNAME", "EMAIL", "PHONE", "POSTCODE", "NHS_NUMBER", "NI_NUMBER", "ADDRESS",
@@ -90,8 +93,20 @@ class DeidEngine:
         words = self.rules.words
 
         self.allow = PhraseIndex(tokenizer, words("allow_services") + words("allow_medications")
-                                 + words("allow_words"))
+                                 + words("allow_medications_international") + words("allow_words")
+                                 + words("allow_regions"))
         self.allow_texts = {" ".join(k) for k in self.allow.phrases}
+        # Countries and states spare place-like findings only: "Georgia" or "Chad" said of
+        # a person stays a PERSON (the lists hold no UK given name, but others may).
+        self.allow_places = PhraseIndex(tokenizer, words("allow_places"))
+        self.allow_place_texts = {" ".join(k) for k in self.allow_places.phrases}
+        # Abbreviations written in capitals ("MRI", "ED", "NDIS"): spared only as written.
+        self.acronyms = frozenset(words("acronyms"))
+        gazetteer_words = {w.lower() for name in ("first_names", "surnames", "uk_places", "employers",
+                                                  "deny_names") for w in words(name)}
+        gazetteer_words |= {w.lower() for w in deny_names}
+        # Everyday English words: evidence rules and sentence-boundary repair, never names.
+        self.common_words = frozenset(w for w in words("common_words") if w not in gazetteer_words)
         gate = self.rules.patterns.get("ner_gate", {})
         from spacy.lang.en.stop_words import STOP_WORDS
 
@@ -101,7 +116,9 @@ class DeidEngine:
         # allow-listed terms) do not need the statistical NER; unknown ones ("Tommo") do.
         # Ambiguous names/places ("Bill", "Reading") are not decided by a list, so they still go to NER.
         self.explained = {w.lower() for name in ("first_names", "surnames", "uk_places", "employers",
-                                                 "allow_services", "allow_medications", "allow_words")
+                                                 "allow_services", "allow_medications", "allow_words",
+                                                 "allow_medications_international", "allow_places",
+                                                 "allow_regions", "acronyms")
                           for w in words(name) if " " not in w}
         self.explained -= {w.lower() for w in words("ambiguous_names") + words("ambiguous_places")}
 
@@ -127,6 +144,9 @@ class DeidEngine:
             cues_before=cues.get("name_cues_before", []),
             cues_after=cues.get("name_cues_after", []),
             titles=cues.get("titles", []),
+            weak_cues=cues.get("weak_name_cues", []),
+            months=cues.get("month_names", []),
+            month_cues=cues.get("month_cues_before", []),
         )
         registry = RecognizerRegistry(supported_languages=["en"])
         placeholders = {"STREET_SUFFIXES": words("street_suffixes") or ("Road", "Street", "Lane", "Avenue"),
@@ -136,8 +156,33 @@ class DeidEngine:
         registry.add_recognizer(gazetteer)
         registry.add_recognizer(CuedPatternRecognizer(self.rules.patterns.get("cued_patterns", [])))
         registry.add_recognizer(HandleCueRecognizer(known_words, cues.get("handle_cues", {})))
+        ner_cues = self.rules.patterns.get("ner_evidence", {})
+        evidence = NerEvidence(
+            common=self.common_words,
+            names=frozenset(gazetteer_words),
+            person_before=PhraseIndex(tokenizer, ner_cues.get("person_cues_before", [])),
+            person_after=frozenset(w.lower() for w in ner_cues.get("person_cues_after", [])),
+            org_before=PhraseIndex(tokenizer, ner_cues.get("org_cues_before", [])),
+            place_before=PhraseIndex(tokenizer, ner_cues.get("place_cues_before", [])),
+            therapy_words=frozenset(w.lower() for w in ner_cues.get("therapy_words", [])),
+            name_last_words=frozenset(w.lower().rstrip(".") for w in words("street_suffixes") + words("org_suffixes")
+                                      + tuple(ner_cues.get("place_words", [])) if " " not in w),
+            org_place_after=frozenset(w.lower() for w in ner_cues.get("org_place_cues_after", [])),
+        )
+        public = self.rules.patterns.get("public_figures", {})
+        before = sorted({re.escape(str(c)) for c in public.get("before", [])}, key=len, reverse=True)
+        after = sorted({re.escape(str(c)) for c in public.get("after", [])}, key=len, reverse=True)
+        self._public_before = re.compile(r"(?:^|\W)(?:" + "|".join(before) + r")\s*[,:]?\s*$", re.IGNORECASE) \
+            if before else None
+        self._public_after = re.compile(r"^(?:" + "|".join(after) + r")\b", re.IGNORECASE) if after else None
+        signoff = self.rules.patterns.get("signoff", {})
+        registry.add_recognizer(SignOffRecognizer(
+            closings=[str(c) for c in signoff.get("closings", [])],
+            not_names=[str(c) for c in signoff.get("not_names", [])],
+            common=self.common_words, names=frozenset(w.lower() for w in words("first_names"))))
         registry.add_recognizer(NerRecognizer(ambiguous_names=words("ambiguous_names"),
-                                              not_name_before=cues.get("word_not_name_before", [])))
+                                              not_name_before=cues.get("word_not_name_before", []),
+                                              evidence=evidence))
         # Presidio needs an NlpEngine object for stop-word checks in context scoring; it is
         # handed the already loaded pipeline so nothing is loaded (or downloaded) again.
         self._presidio_nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": self.model.name}])
@@ -156,16 +201,24 @@ class DeidEngine:
 
     def _analyze(self, texts: Sequence[Any]) -> list[list[Finding]]:
         clean = [as_text(t) for t in texts]
+        # Each text is analysed with its missing sentence spaces put back ("now.I was");
+        # findings are mapped back to the original offsets.
+        repaired = [repair_boundaries(text, self.common_words) for text in clean]
         pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
-        for index, text in enumerate(clean):
+        for index, (text, _) in enumerate(repaired):
             for offset, piece in _chunks(text):
                 pieces.append((index, offset, piece))
         entities = self._gated_ner([p for _, _, p in pieces])
         results: list[list[Finding]] = [[] for _ in clean]
         for (index, offset, piece), ents in zip(pieces, entities):
+            inserted = repaired[index][1]
             for finding in self._analyze_one(piece, ents):
-                results[index].append(Finding(finding.start + offset, finding.end + offset, finding.entity_type,
-                                              finding.score, finding.recognizer))
+                start = to_original(finding.start + offset, inserted)
+                end = to_original(finding.end + offset, inserted)
+                start, end = _trim(clean[index], start, end)
+                if start < end:
+                    results[index].append(Finding(start, end, finding.entity_type, finding.score,
+                                                  finding.recognizer))
         return [merge_findings(found) for found in results]
 
     # ----------------------------------------------------------------- internals
@@ -212,18 +265,37 @@ class DeidEngine:
         results = self.analyzer.analyze(text, language="en", entities=self.entities,
                                         nlp_artifacts=artifacts, score_threshold=self.score_threshold)
         allowed = [(doc[s].idx, doc[e - 1].idx + len(doc[e - 1])) for s, e, _ in self.allow.find(doc)]
+        places = [(doc[s].idx, doc[e - 1].idx + len(doc[e - 1])) for s, e, _ in self.allow_places.find(doc)]
         findings = []
         for result in results:
             span_text = text[result.start:result.end]
-            if span_text.lower().strip(" .,!?") in self.allow_texts:
+            bare = span_text.strip(" .,!?")
+            if bare.lower() in self.allow_texts or bare.lstrip("@") in self.acronyms:
                 continue
             if any(a <= result.start and result.end <= b for a, b in allowed):
+                continue
+            if result.entity_type in ("LOCATION", "ORG") and (
+                    _strip_article(bare).lower() in self.allow_place_texts
+                    or any(a <= result.start and result.end <= b for a, b in places)):
+                continue
+            if result.entity_type == "PERSON" and self._public_figure(text, result.start, result.end):
                 continue
             name = (result.recognition_metadata or {}).get("recognizer_name", "")
             start, end = _trim(text, result.start, result.end)
             if start < end:
                 findings.append(Finding(start, end, result.entity_type, result.score, name))
         return findings
+
+
+    def _public_figure(self, text: str, start: int, end: int) -> bool:
+        """"President X", "the book by X", "X's book": a public figure or author, not a person to protect."""
+        if self._public_before is not None and self._public_before.search(text[max(0, start - 30):start]):
+            return True
+        return self._public_after is not None and bool(self._public_after.match(text[end:end + 12]))
+
+
+def _strip_article(text: str) -> str:
+    return text[4:] if text[:4].lower() == "the " else text
 
 
 def as_text(value: Any) -> str:

@@ -20,7 +20,8 @@ from ..errors import PostkitError
 WORD_LISTS = (
     "first_names", "ambiguous_names", "surnames", "uk_places", "ambiguous_places", "employers",
     "org_suffixes", "street_suffixes", "allow_services", "allow_medications", "allow_words",
-    "deny_usernames", "deny_names",
+    "deny_usernames", "deny_names", "allow_medications_international", "allow_places", "allow_regions",
+    "acronyms", "common_words",
 )
 
 
