@@ -240,3 +240,18 @@ def test_distinctive_overlap_threshold(index):
     assert row["distinctive_overlap"] > 0
     assert row["verdict"] != "disguised"
     assert _one(index, text, strict)["distinctive_overlap"] == 0.0
+
+
+def test_saving_the_index_removes_what_a_killed_save_left(tmp_path):
+    """A save killed half-way leaves a hidden temp folder; the next save of that cache removes it."""
+    from postkit.disguise.trace import TraceIndex
+
+    index = TraceIndex.build(["p1", "p2"], ["the quick brown fox jumps", "a slow green turtle walks"])
+    cache = tmp_path / "index"
+    stale = tmp_path / ".index.deadbeef.tmp-postkit"
+    stale.mkdir()
+    (stale / "tokens.npy").write_bytes(b"half written")
+    index.save(cache)
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+    assert TraceIndex.load(cache) is not None

@@ -44,7 +44,6 @@ import hashlib
 import json
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -375,22 +374,39 @@ class TraceIndex:
     # -- cache
 
     def save(self, folder: str | Path) -> None:
-        """Write the index to ``folder`` (replaced atomically: a crash leaves the old cache)."""
+        """Write the index to ``folder`` (replaced atomically: a crash leaves the old cache).
+
+        Under the folder's lock: what a killed save left beside it is removed first, and
+        when another process is saving the same cache this one leaves it to them.
+        """
+        from ..errors import PostkitError
+        from ..io import new_temp_beside, remove_stale_temps
+        from ..locks import PathLock
+
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        lock = PathLock(folder, purpose="postkit index cache")
         try:
-            self.retriever.save(str(temp / "bm25"), show_progress=False)
-            np.save(temp / "tokens.npy", self.tokens)
-            np.save(temp / "offsets.npy", self.offsets)
-            np.save(temp / "gram_hash.npy", self.gram_hash)
-            np.save(temp / "gram_post.npy", self.gram_post)
-            (temp / "post_ids.json").write_text(json.dumps(self.post_ids), encoding="utf-8")
-            meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "posts": len(self)}
-            (temp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            publish(temp, folder)
+            lock.acquire()
+        except PostkitError:
+            return  # another process is writing this very cache; it is only a cache
+        try:
+            remove_stale_temps(folder)
+            temp = new_temp_beside(folder, folder=True)
+            try:
+                self.retriever.save(str(temp / "bm25"), show_progress=False)
+                np.save(temp / "tokens.npy", self.tokens)
+                np.save(temp / "offsets.npy", self.offsets)
+                np.save(temp / "gram_hash.npy", self.gram_hash)
+                np.save(temp / "gram_post.npy", self.gram_post)
+                (temp / "post_ids.json").write_text(json.dumps(self.post_ids), encoding="utf-8")
+                meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "posts": len(self)}
+                (temp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+                publish(temp, folder)
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
         finally:
-            shutil.rmtree(temp, ignore_errors=True)
+            lock.release()
 
     @staticmethod
     def cached_fingerprint(folder: str | Path) -> str | None:
