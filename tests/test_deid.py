@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from postkit.cli import main
 from postkit.deid.engine import DeidEngine
 from postkit.deid.operators import Replacer
-from postkit.deid.recognizers import nhs_checksum
+from postkit.deid.recognizers import PhraseIndex, nhs_checksum
 from postkit.io import read_table, write_table
 
 
@@ -331,3 +331,144 @@ def test_normal_run_prints_no_warnings(tmp_path):
 def test_spans_do_not_include_surrounding_punctuation(engine):
     text = "Take care all.\n\n- Lee"
     assert found(engine, text) == [("Lee", "PERSON")]
+
+
+# --------------------------------------------------------------------------- speed (same findings, less work)
+
+
+class _CountingTokenizer:
+    """Wraps a spaCy tokenizer, counting calls (its special cases are what PhraseIndex reads)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.rules, self.calls = tokenizer, tokenizer.rules, 0
+
+    def __call__(self, text):
+        self.calls += 1
+        return self.tokenizer(text)
+
+
+def test_phrase_index_keys_match_the_tokenizer_without_calling_it_for_plain_phrases(engine):
+    tokenizer = _CountingTokenizer(engine.nlp.tokenizer)
+    plain = ["Sertraline", "insulin glargine", "Ashby de la Zouch", "Royal Mail"]
+    other = ["Stoke-on-Trent", "Sainsbury's", "cannot", "New  York", "St. Helens", "Zoë Ball", "A1 Taxis"]
+    index = PhraseIndex(tokenizer, plain + other)
+    assert tokenizer.calls == len(other)  # plain words joined by single spaces need no tokenizer
+    for entry in plain + other:
+        assert tuple(t.lower_ for t in engine.nlp.tokenizer(entry)) in index.phrases, entry
+
+
+class _CountingDict(dict):
+    gets = 0
+
+    def get(self, *args):
+        type(self).gets += 1
+        return super().get(*args)
+
+
+def test_phrase_index_finds_longest_phrases_and_skips_tokens_that_start_none(engine):
+    index = PhraseIndex(engine.nlp.tokenizer, ["Royal Mail", "Royal Mail Group Pension Scheme Trustees Ltd",
+                                               "royal", "mail group", "Leeds"])
+    doc = engine.nlp.make_doc("I worked for royal mail group then Royal Mail, in Leeds, royal blue " + "and so on " * 200)
+    assert [doc[s:e].text for s, e, _ in index.find(doc)] == ["royal mail", "Royal Mail", "Leeds", "royal"]
+    index.phrases = _CountingDict(index.phrases)
+    _CountingDict.gets = 0
+    index.find(engine.nlp.make_doc("and so on " * 200))
+    assert _CountingDict.gets == 0  # no token starts a phrase: no phrase lookups at all
+
+
+def test_only_the_ner_component_is_loaded(engine):
+    assert engine.nlp.component_names == ["ner"]  # tagger, parser, lemmatizer… are never loaded
+
+
+@pytest.mark.parametrize("listener, expected", [
+    (None, ["tok2vec", "tagger"]),
+    ('[components.ner.model.tok2vec]\n@architectures = "spacy.Tok2VecListener.v1"\nwidth = 96\nupstream = "*"\n',
+     ["tagger"]),
+    ('[components.ner.model.tok2vec]\n@architectures = "spacy.Tok2VecListener.v1"\nwidth = 96\n'
+     'upstream = "tok2vec"\n', ["tagger"]),
+])
+def test_components_ner_does_not_read_are_excluded_from_loading(tmp_path, listener, expected):
+    from postkit.deid.model import _not_needed_by_ner
+
+    config = ('[nlp]\nlang = "en"\npipeline = ["tok2vec","tagger","ner"]\n\n[components]\n\n'
+              '[components.tok2vec]\nfactory = "tok2vec"\n\n[components.tagger]\nfactory = "tagger"\n\n'
+              '[components.ner]\nfactory = "ner"\n\n[components.ner.model]\n'
+              '@architectures = "spacy.TransitionBasedParser.v2"\n\n' + (listener or ""))
+    (tmp_path / "config.cfg").write_text(config, encoding="utf-8")
+    assert _not_needed_by_ner(tmp_path) == expected
+    (tmp_path / "config.cfg").write_text("not a config [", encoding="utf-8")
+    assert _not_needed_by_ner(tmp_path) == []  # unreadable: load everything, disable after
+
+
+def test_lazy_nlp_artifacts_equal_presidios(engine):
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    from postkit.deid.engine import _Artifacts
+
+    doc = engine.nlp.make_doc("My NHS number is 943 476 5919 and we moved round LS6, the patient said.")
+    lazy = _Artifacts(doc, engine._presidio_nlp)
+    assert "keywords" not in vars(lazy) and "tokens_indices" not in vars(lazy)  # nothing computed up front
+    eager = NlpArtifacts(entities=list(doc.ents), tokens=doc, tokens_indices=[t.idx for t in doc],
+                         lemmas=[t.lower_ for t in doc], nlp_engine=engine._presidio_nlp, language="en")
+    assert (lazy.keywords, lazy.tokens_indices, lazy.lemmas, lazy.entities, lazy.scores) == \
+        (eager.keywords, eager.tokens_indices, eager.lemmas, eager.entities, eager.scores)
+
+
+def test_context_words_still_raise_pattern_scores(engine):
+    # the keywords Presidio's context enhancer reads are computed lazily (engine._Artifacts)
+    (plain,), (cued,) = engine.analyze(["it was 14/03/1998 then"]), engine.analyze(["I was born 14/03/1998 then"])
+    assert (plain[0].entity_type, cued[0].entity_type) == ("DATE", "DATE") and cued[0].score > plain[0].score
+
+
+def test_patterns_are_compiled_once_with_their_recognizers_flags(engine):
+    from presidio_analyzer import PatternRecognizer
+
+    from postkit.deid.recognizers import CompiledPattern
+
+    recognizers = [r for r in engine.analyzer.registry.recognizers if isinstance(r, PatternRecognizer)]
+    compiled = {id(p): p.compiled_regex for r in recognizers for p in r.patterns}
+    assert compiled and all(p.compiled_with_flags == r.global_regex_flags for r in recognizers for p in r.patterns)
+    engine.analyze(["call 07700 900123 or jo@example.org, 12 Oak Road, M1 1AE, 14/03/1998"])
+    assert all(p.compiled_regex is compiled[id(p)] for r in recognizers for p in r.patterns)  # not recompiled
+    with pytest.raises(ValueError, match="Invalid regex"):
+        CompiledPattern("bad", "(unclosed", 0.5, 0)
+    with pytest.raises(ValueError, match="Invalid score"):
+        CompiledPattern("bad", "x", 1.5, 0)
+
+
+def test_a_sentence_repeated_in_a_batch_goes_through_the_ner_once(engine):
+    post = "Thanks so much Tommo. We met at Greggs in Wakefield!\nTake care Tommo x"
+    alone = engine.analyze([post])[0]
+    before = dict(engine.stats)
+    assert engine.analyze([post, "Hello.", post, post]) == [alone, [], alone, alone]
+    read = engine.stats["ner_chars"] - before["ner_chars"]
+    run = engine.stats["ner_run_chars"] - before["ner_run_chars"]
+    assert read > 0 and run * 3 == read  # the gate chose three copies; the NER read one
+
+
+def test_recognizers_run_in_the_order_they_were_added(engine):
+    # Presidio picks them through a set (memory-address order); the name kept for two identical
+    # findings, and so --spans-out, must not change from run to run.
+    registry = engine.analyzer.registry
+    for entities in (engine.entities, ["PERSON", "POSTCODE", "AGE"]):
+        chosen = registry.get_recognizers(language="en", entities=entities)
+        assert chosen == [r for r in registry.recognizers if r in chosen]
+    # "Royal Mail": the employer list and the NER find the same span, type and score
+    assert [f.recognizer for f in engine.analyze(["My manager at Royal Mail has been great"])[0]] \
+        == ["gazetteer:gazetteer"]
+
+
+def test_deid_command_collects_garbage_less_often_after_start_up(tmp_path, monkeypatch):
+    import gc
+
+    source = tmp_path / "posts.csv"
+    write_table(corpus_frame(2), source)
+    threshold = gc.get_threshold()
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))  # the test process keeps collecting as usual
+    gc.set_threshold(700, 10, 10)  # Python's default (an earlier `postkit deid` in this process raised it)
+    try:
+        assert run_deid(source, "--output", tmp_path / "o.csv", "--processes", 1, "--quiet").exit_code == 0
+        assert gc.get_threshold()[0] > 700 and frozen == [True]
+    finally:
+        gc.set_threshold(*threshold)

@@ -235,3 +235,139 @@ def test_months_are_not_names_but_names_are(engine):
 def test_lowercase_word_names_after_weak_cues_stay_words(engine):
     assert found(engine, "my therapist will call and then we will see") == []
     assert found(engine, "moved here and deal with it daily") == []
+
+
+# ----------------------------------------------------------------- 9. ages, generalised (issue 12, part 2)
+
+
+@pytest.mark.parametrize("text, age", [
+    ("I'm twenty-three and still at home", "twenty-three"),
+    ("she is a 45-year-old teacher", "45-year-old"),
+    ("I am a 31 y.o. nurse", "31 y.o"),
+    ("im 19 y/o and lost", "19 y/o"),
+    ("I am 52 years of age and tired", "52 years of age"),
+    ("my son who's about to turn 4. He loves trains", "4"),
+    ("I turn 41 next week", "41"),
+    ("since I turned forty two nothing fits", "forty two"),
+    ("my 27th birthday was awful", "27th"),
+    ("her twenty-first birthday is on Friday", "twenty-first"),
+    ("bullied from 6 until I was 12", "6"),
+    ("I'm 33 now and nothing has changed", "33"),
+    ("Me (M, 27) and my partner", "27"),
+    ("throwaway, 24M, first post", "24"),
+    ("our eldest is 2.5 years old", "2.5 years old"),
+    ("she was seven years old when it started", "seven years old"),
+    ("when I was fourteen my dad left", "fourteen"),
+    ("Age: 38, no kids", "38"),
+    ("there are 16 year olds doing better than me", "16 year olds"),
+    ("our baby was just over one year old", "one year old"),
+])
+def test_ages_in_general_forms_are_found(engine, text, age):
+    assert is_covered(engine, text, age)
+
+
+@pytest.mark.parametrize("text", [
+    "My dad talks to me like a 12 year old.",
+    "Some days I feel like I'm 80.",
+    "She treats me like I am 9.",
+    "I am 10 years older than my sister.",
+    "The baby has been waking for 17m now.",
+    "Trials are running at 14 locations.",
+    "I feel so alone and im one.",
+    "Every step up is just ten to fall back.",
+    "I'm a 30-something with a mortgage.",
+    "I was in my 20s when it began.",
+    "That was 23 years ago.",
+    "We have been married for 23 years.",
+    "after 23 years of marriage he left",
+    "You must be under the age of 18 to apply.",
+    "I turned 3 pages and gave up.",
+    "My score was 14 out of 27.",
+])
+def test_comparisons_durations_counts_and_rules_are_not_ages(engine, text):
+    assert [f for f in found(engine, text) if f[1] == "AGE"] == []
+
+
+# ----------------------------------------------------------------- 10. organisations
+
+
+@pytest.mark.parametrize("text, org", [
+    ("There is more on my blog The Quiet Lantern if it helps.", "The Quiet Lantern"),
+    ("I set up our group 'Walkers Against Worry' last spring.", "Walkers Against Worry"),
+    ("Researchers at Eastbrook State University want volunteers.", "Eastbrook State University"),
+    ("I volunteer with Open Door Youth Project on Saturdays.", "Open Door Youth Project"),
+    ("Thanks to my fiscal sponsor Bright Kettle Productions, gifts are tax free.", "Bright Kettle Productions"),
+    ("You deserve support.  Petra~Willow Bank Counseling", "Willow Bank Counseling"),
+    ("Good luck.\nCheers, Ivo\nHarbour Family Therapy", "Harbour Family Therapy"),
+])
+def test_named_organisations_a_person_is_connected_to_are_found(engine, text, org):
+    assert is_covered(engine, text, org)
+
+
+@pytest.mark.parametrize("text", [
+    "I work in Mental Health and it is draining.",
+    "I got offers to study Psychology and Counselling.",
+    "I tried joining the Air Force twice.",
+    "Thanks all.\nRespectfully,\nDon Hale\nSurviving Spouse",
+])
+def test_fields_services_and_roles_are_not_organisations(engine, text):
+    assert [f for f in found(engine, text) if f[1] == "ORG"] == []
+
+
+# ----------------------------------------------------------------- 11. greetings, introductions, sign-offs
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Hello Quillby, that sounds really hard.", "Quillby"),
+    ("Dear Marrowvale,\nIt is common to feel this way.", "Marrowvale"),
+    ("Hi.im Zebbo. This is my first post.", "Zebbo"),
+    ("I hope this helps. I wish you well,Noel K. Brant, LPC, NCC", "Noel K. Brant"),
+    ("Hope this helps,R", "R"),
+])
+def test_greeted_introduced_and_signed_names_are_found(engine, text, name):
+    assert is_covered(engine, text, name)
+
+
+@pytest.mark.parametrize("text", [
+    "Hi All, first time posting here.",
+    "Hello Everyone! Long time lurker.",
+    "Dear Forum, I need advice.",
+    "Hi Ohio, it is normal to feel this.",
+    "I'm Fine. Really, I am.",
+    "That is all for now.\nUSAF VET",
+])
+def test_greetings_to_everyone_states_and_shouted_titles_are_not_names(engine, text):
+    assert [f for f in found(engine, text) if f[1] in ("PERSON", "USERNAME")] == []
+
+
+# ----------------------------------------------------------------- 12. public figures and other false alarms
+
+
+@pytest.mark.parametrize("text", [
+    'A good read is "The Quiet Year" by Hal Brenner.',
+    "Try the book of the same name by Ida Morrow, it is short.",
+    "In the movie Nightfall, Ray Corran hides from everyone.",
+    "Things were different when Harlan Mott was President.",
+    "As Artie Vance used to say, keep walking.",
+])
+def test_authors_characters_and_public_figures_by_general_cues_are_not_people(engine, text):
+    assert [f for f in found(engine, text) if f[1] == "PERSON"] == []
+
+
+@pytest.mark.parametrize("text, kinds", [
+    ("The therapist may, if needed, refer you on.", ("PERSON",)),
+    ("I served as a LEO for ten years.", ("PERSON",)),
+    ("I'm a first time user and hope this works.", ("USERNAME",)),
+    ("I have depression, anxiety and Misophonia.", ("PERSON", "LOCATION", "ORG")),
+    ("The bank will only lend me 300k which is not enough.", ("ORG",)),
+    ("Nothing on Earth would make me go back.", ("LOCATION",)),
+    ("Loads of businesses closed after 9/11m and never came back.", ("DATE", "AGE")),
+    ("Candor and honesty matter more than rank.", ("PERSON",)),
+])
+def test_general_false_alarm_classes(engine, text, kinds):
+    assert [f for f in found(engine, text) if f[1] in kinds] == []
+
+
+def test_possessive_stays_outside_an_ner_name(engine):
+    text = "I keep rereading Gideon Farrowby's letters to his brother."
+    assert not any(t.endswith(("'s", "’s")) for t, _ in found(engine, text))

@@ -264,3 +264,53 @@ def test_engine_loads_every_list_with_the_same_entries():
     assert set(WORD_LISTS) == set(LISTS) | set(DERIVED)
     for name in LISTS + DERIVED:
         assert tuple(read_word_list(DEID / f"{name}.txt")) == entries(name)
+
+
+# --------------------------------------------------------------------------- patterns.yaml
+
+
+def _pattern_specs() -> list[dict]:
+    import yaml
+
+    patterns = yaml.safe_load((DEID / "patterns.yaml").read_text(encoding="utf-8"))
+    specs = list(patterns.get("cued_patterns", []))
+    for recognizer in patterns.get("recognizers", []):
+        specs.extend(recognizer["patterns"])
+    return specs
+
+
+def test_every_placeholder_in_a_pattern_is_defined():
+    """A ``{NAME}`` left in a regex would silently never match (or match the braces)."""
+    import re
+
+    from postkit.deid.recognizers import REGEX_FRAGMENTS
+
+    known = set(REGEX_FRAGMENTS) | {"ORG_SUFFIXES", "STREET_SUFFIXES"}
+    for spec in _pattern_specs():
+        for key in ("regex", "not_before", "not_after"):
+            for name in re.findall(r"\{([A-Z_]+)\}", spec.get(key, "")):
+                assert name in known, f"{spec['name']}: unknown placeholder {{{name}}}"
+
+
+def test_cued_patterns_compile_and_flag_a_value_group():
+    import re
+
+    from postkit.deid.recognizers import expand_fragments
+
+    import yaml
+
+    for spec in yaml.safe_load((DEID / "patterns.yaml").read_text(encoding="utf-8"))["cued_patterns"]:
+        regex = re.compile(expand_fragments(spec["regex"]))
+        assert any(g.startswith("value") for g in regex.groupindex), spec["name"]
+        for key in ("not_before", "not_after"):
+            if spec.get(key):
+                re.compile(expand_fragments(spec[key]))
+
+
+def test_greeting_words_for_everyone_are_not_names():
+    import yaml
+
+    cues = yaml.safe_load((DEID / "patterns.yaml").read_text(encoding="utf-8"))["gazetteers"]["handle_cues"]
+    not_names = {str(w).lower() for w in cues["greeting_not_names"]}
+    assert {"all", "everyone", "everybody", "guys", "folks", "there", "forum"} <= not_names
+    assert not not_names & folded("first_names") - {"love", "sunshine", "honey", "babe"}

@@ -20,6 +20,8 @@ from typing import Callable, Iterable
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from .locale_checks import LOCALE_VALIDATORS
+
 # --------------------------------------------------------------------------- validators
 
 
@@ -42,7 +44,9 @@ def uk_phone(text: str) -> bool:
     return digits.startswith("0") and len(digits) in (10, 11)
 
 
-VALIDATORS: dict[str, Callable[[str], bool]] = {"nhs_checksum": nhs_checksum, "uk_phone": uk_phone}
+# The locale packs' checks (Medicare, TFN, SSN, AU/US phones) live in locale_checks.py.
+VALIDATORS: dict[str, Callable[[str], bool]] = {"nhs_checksum": nhs_checksum, "uk_phone": uk_phone,
+                                                **LOCALE_VALIDATORS}
 
 
 class RulePatternRecognizer(PatternRecognizer):
@@ -58,10 +62,91 @@ class RulePatternRecognizer(PatternRecognizer):
         return self._validator(pattern_text)
 
 
+# ----------------------------------------------------------------------- regex fragments
+
+_UNIT_WORDS = "one two three four five six seven eight nine".split()
+_TEEN_WORDS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ORDINAL_UNITS = "first second third fourth fifth sixth seventh eighth ninth".split()
+_ORDINAL_TEENS = ("tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth "
+                  "nineteenth").split()
+_ORDINAL_TENS = "twentieth thirtieth fortieth fiftieth sixtieth seventieth eightieth ninetieth".split()
+
+#: A number from ten to ninety-nine written in words ("sixteen", "twenty-three", "forty one").
+_TEEN_PLUS_WORD = ("(?:(?:" + "|".join(_TENS_WORDS) + r")(?:[\s-]?(?:" + "|".join(_UNIT_WORDS) + "))?|"
+                   + "|".join(reversed(_TEEN_WORDS)) + ")")
+#: What may follow a number that is a stated age, rather than a count or a measure. Units,
+#: durations ("5 weeks", "10 years older", "3 years ago"), times, money, scores ("14 out of
+#: 27", "7/10") and approximations ("30-something", "40ish", "30s") are not ages.
+_NOT_A_UNIT = (r"(?!\s*(?:%|:|\.\d|,\d|/|\+|[''’]|x\b|-?\s*(?:somethings?|ish|odd|plus)\b"
+               r"|(?:mg|mcg|ml|kg|kgs|kilos?|lbs?|st|stone|cm|mm|ft|foot|feet|inch(?:es)?|mph|kph|km|miles?|metres?"
+               r"|meters?|m|degrees|percent|per|am|pm|quid|pounds?|dollars|bucks|grand|k|p|people|times?|seconds?"
+               r"|secs?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|wks?|months?|mths?|decades?|out\s+of|of)\b"
+               r"|(?:years?|yrs?)\b(?!\s*-?\s*(?:olds?|of\s+age|young)\b)))")
+#: What may follow a one-digit age ("turned 3.", "when I was 7 and…"): one digit is
+#: a count far more often, so it needs an ending an age has.
+_AGE_END = (r"(?=\s*(?:[.,;:!?)\]]|$|\n|[-–—]\s*\d|[-–—]\s|(?:and|but|so|in|on|at|this|next|last|soon|tomorrow|today|tonight"
+            r"|yesterday|now|when|while|with|because|or|though|then|until|till|i|he|she|we|they|my"
+            r"|(?:years?|yrs?)\s*old)\b))")
+
+# A number word starts with one of these letters: checking it first keeps a long
+# alternation from being tried at every position of every post (ten times faster).
+_FIRST = "(?=[otfsenOTFSEN])"
+
+#: Named pieces of regular expression a rule in patterns.yaml may use as ``{NAME}``.
+REGEX_FRAGMENTS: dict[str, str] = {
+    "UNIT_WORD": _FIRST + "(?:" + "|".join(_UNIT_WORDS) + ")",
+    "TEEN_PLUS_WORD": _FIRST + _TEEN_PLUS_WORD,
+    "NUMBER_WORD": _FIRST + "(?:" + _TEEN_PLUS_WORD + "|" + "|".join(_UNIT_WORDS) + ")",
+    "ORDINAL_WORD": (_FIRST + "(?:(?:" + "|".join(_TENS_WORDS) + r")[\s-]?(?:" + "|".join(_ORDINAL_UNITS) + ")|"
+                     + "|".join(_ORDINAL_TENS + list(reversed(_ORDINAL_TEENS)) + _ORDINAL_UNITS) + ")"),
+    "NOT_A_UNIT": _NOT_A_UNIT,
+    "AGE_END": _AGE_END,
+    # a stated age: two digits or a number word from ten, not followed by a unit; or one
+    # digit or number word from two with an ending an age has ("I'm one." is not an age)
+    "AGE_NUMBER": (r"(?:(?:[1-9]\d|" + _FIRST + _TEEN_PLUS_WORD + r")\b" + _NOT_A_UNIT + r"|(?:[1-9]|" + _FIRST + "(?:"
+                   + "|".join(_UNIT_WORDS[1:]) + r"))\b" + _NOT_A_UNIT + _AGE_END + ")"),
+}
+
+
+def expand_fragments(regex: str) -> str:
+    """``{AGE_NUMBER}`` and the other :data:`REGEX_FRAGMENTS` written out in a rule's regex."""
+    for key, fragment in REGEX_FRAGMENTS.items():
+        regex = regex.replace("{" + key + "}", fragment)
+    return regex
+
+
 def _alternation(words: Iterable[str]) -> str:
     """Regex alternation, longest first, each word allowing a trailing full stop."""
     escaped = sorted({re.escape(w.strip()) for w in words if w.strip()}, key=len, reverse=True)
     return "(?:" + "|".join(escaped) + r")\.?" if escaped else "(?!x)x"
+
+
+def _pattern_flags(case_sensitive: bool) -> int:
+    return re.DOTALL | re.MULTILINE | (0 if case_sensitive else re.IGNORECASE)
+
+
+class CompiledPattern(Pattern):
+    """A Presidio ``Pattern`` compiled once, with the flags its recognizer matches with.
+
+    Speed: Presidio's ``Pattern`` compiles its regex (with the slow-to-compile ``regex``
+    module) to validate it, and ``PatternRecognizer`` compiles it again with its flags on
+    first use. Here the one compilation both validates (an invalid regex is the same
+    ``ValueError``) and is what Presidio matches with, since ``compiled_with_flags``
+    equals the recognizer's ``global_regex_flags``.
+    """
+
+    def __init__(self, name: str, regex: str, score: float, flags: int) -> None:  # noqa: D107
+        import regex as regex_module  # the module Presidio matches with
+
+        if not 0 <= score <= 1:
+            raise ValueError(f"Invalid score: {score}. Score should be between 0 and 1")
+        self.name, self.regex, self.score = name, regex, score
+        try:
+            self.compiled_regex = regex_module.compile(regex, flags=flags)
+        except regex_module.error as exc:
+            raise ValueError(f"Invalid regex pattern: {exc}") from None
+        self.compiled_with_flags = flags
 
 
 def pattern_recognizers(patterns: dict, placeholders: dict[str, Iterable[str]]) -> list[PatternRecognizer]:
@@ -70,14 +155,15 @@ def pattern_recognizers(patterns: dict, placeholders: dict[str, Iterable[str]]) 
     for spec in patterns["recognizers"]:
         by_case: dict[bool, list[Pattern]] = {}
         for item in spec["patterns"]:
-            regex = item["regex"]
+            regex = expand_fragments(item["regex"])
             for key, words in placeholders.items():
                 regex = regex.replace("{" + key + "}", _alternation(words))
-            by_case.setdefault(bool(item.get("case_sensitive")), []).append(
-                Pattern(item["name"], regex, float(item["score"]))
+            case_sensitive = bool(item.get("case_sensitive"))
+            by_case.setdefault(case_sensitive, []).append(
+                CompiledPattern(item["name"], regex, float(item["score"]), _pattern_flags(case_sensitive))
             )
         for case_sensitive, group in by_case.items():
-            flags = re.DOTALL | re.MULTILINE | (0 if case_sensitive else re.IGNORECASE)
+            flags = _pattern_flags(case_sensitive)
             recognizers.append(
                 RulePatternRecognizer(
                     validator=spec.get("validator"),
@@ -98,11 +184,20 @@ class CuedPatternRecognizer(EntityRecognizer):
     flags just "16", and "moving from B29" just "B29" (a bare "B29" is too ambiguous).
     """
 
+    #: how much text before a match ``not_before`` looks at
+    WINDOW = 40
+
     def __init__(self, specs: list[dict]) -> None:
         self.specs = []
         for spec in specs:
             flags = re.DOTALL | re.MULTILINE | (0 if spec.get("case_sensitive") else re.IGNORECASE)
-            self.specs.append((spec["entity"], spec["name"], re.compile(spec["regex"], flags), float(spec["score"])))
+            # ``not_before``: text right before the match that shows the number is no one's age
+            # ("like a 12 year old", "at least 18 years old"); ``not_after``: likewise after it.
+            before = re.compile("(?:" + expand_fragments(spec["not_before"]) + r")\Z", flags) \
+                if spec.get("not_before") else None
+            after = re.compile(expand_fragments(spec["not_after"]), flags) if spec.get("not_after") else None
+            self.specs.append((spec["entity"], spec["name"], re.compile(expand_fragments(spec["regex"]), flags),
+                               float(spec["score"]), before, after))
         super().__init__(supported_entities=sorted({s[0] for s in self.specs}) or ["AGE"],
                          name="cued_patterns", supported_language="en")
 
@@ -111,11 +206,15 @@ class CuedPatternRecognizer(EntityRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
         results = []
-        for entity, name, regex, score in self.specs:
+        for entity, name, regex, score, not_before, not_after in self.specs:
             if entity not in entities:
                 continue
             groups = [g for g in regex.groupindex if g.startswith("value")]
             for match in regex.finditer(text):
+                if not_before is not None and not_before.search(text[max(0, match.start() - self.WINDOW):match.start()]):
+                    continue
+                if not_after is not None and not_after.match(text, match.end()):
+                    continue
                 for group in groups:
                     start, end = match.span(group)
                     if start < end:
@@ -151,32 +250,47 @@ class PhraseIndex:
         self.phrases: dict[tuple[str, ...], str] = {}
         # A plain word is one token unless the tokenizer has a special case for it
         # ("cannot"); skipping the tokenizer for those keeps start-up fast with long lists.
+        # So are plain words separated by single spaces ("insulin glargine"), unless a
+        # special case itself spans a space.
         special = {k.lower() for k in (getattr(tokenizer, "rules", None) or {})}
+        spaced_special = any(" " in k.strip() for k in special)  # " " alone is a special case
         for entry in entries:
             entry = entry.strip()
             low = entry.lower()
-            if entry.isalpha() and entry.isascii() and low not in special:
-                key: tuple[str, ...] = (low,)
+            words = low.split(" ")
+            if entry.isascii() and (len(words) == 1 or not spaced_special) \
+                    and all(w.isalpha() and w not in special for w in words):
+                key: tuple[str, ...] = tuple(words)
             else:
                 key = tuple(t.lower_ for t in tokenizer(entry))
             if key:
                 self.phrases.setdefault(key, entry)
         self.max_len = max((len(k) for k in self.phrases), default=0)
+        # Speed: the phrase lengths listed for each first word, longest first. Most tokens
+        # start no phrase and cost one dict lookup instead of one per possible length.
+        lengths: dict[str, set[int]] = {}
+        for key in self.phrases:
+            lengths.setdefault(key[0], set()).add(len(key))
+        self._lengths = {first: tuple(sizes) if len(sizes) == 1 else tuple(sorted(sizes, reverse=True))
+                         for first, sizes in lengths.items()}
 
     def __contains__(self, text: str) -> bool:
         return tuple(text.lower().split()) in self.phrases
 
     def find(self, doc) -> list[tuple[int, int, str]]:
         """(first token, end token exclusive, canonical entry), non-overlapping, left to right."""
-        found, i, n = [], 0, len(doc)
+        found, i = [], 0
         lowers = token_lowers(doc)
+        n = len(lowers)
+        starts, phrases = self._lengths, self.phrases
         while i < n:
-            for length in range(min(self.max_len, n - i), 0, -1):
-                entry = self.phrases.get(tuple(lowers[i:i + length]))
-                if entry is not None:
-                    found.append((i, i + length, entry))
-                    i += length
-                    break
+            for length in starts.get(lowers[i], ()):
+                if length <= n - i:
+                    entry = phrases.get(tuple(lowers[i:i + length]))
+                    if entry is not None:
+                        found.append((i, i + length, entry))
+                        i += length
+                        break
             else:
                 i += 1
         return found
@@ -254,16 +368,27 @@ class GazetteerRecognizer(EntityRecognizer):
                     return True
                 weak_cue = True
         if weak_cue:
-            # "me and will said" is a name; "therapist will ask", "and deal with" are the
-            # ordinary words: a lowercase word after a weak cue and before another
-            # lowercase word is read as the word
-            return not (following_token is not None and following_token.is_alpha
-                        and following_token.text.islower() and following_token.lower_ not in self.cues_after)
+            # "me and will said", "went with will." are names; "therapist will ask", "and deal
+            # with", "the therapist may, if…" are the ordinary words: a lowercase word after a
+            # weak cue is a name only before a name cue ("said") or the end of a sentence
+            return (following_token is None or following_token.lower_ in self.cues_after
+                    or following_token.text in (".", "!", "?") or "\n" in following_token.text)
         following = doc[end].lower_ if end < len(doc) else ""
         if token.text[:1].isupper() and following in self.cues_after:
             return True
         # A word alone on its line signs a post off: evidence of a name, not of a place.
         return entity == "PERSON" and token.text[:1].isupper() and self._alone_on_line(doc, start, end)
+
+    @staticmethod
+    def _abbreviation(doc, start: int, end: int) -> bool:
+        """"as a LEO", "the ED": a name of up to three capitals in ordinary text is an
+        abbreviation; in shouted text ("I TOLD TOM") it is still a name."""
+        token = doc[start]
+        if end - start != 1 or len(token.text) > 3 or not token.text.isupper() or not token.is_alpha:
+            return False
+        neighbours = [t for t in doc[max(0, start - 3):start] if t.is_alpha and len(t.text) > 1] + \
+            [t for t in doc[end:end + 3] if t.is_alpha and len(t.text) > 1]
+        return not any(t.text.isupper() for t in neighbours)
 
     @staticmethod
     def _alone_on_line(doc, start: int, end: int) -> bool:
@@ -283,6 +408,8 @@ class GazetteerRecognizer(EntityRecognizer):
                 continue
             for start, end, entry in gazetteer.index.find(doc):
                 if entry.lower() in gazetteer.ambiguous and not self._has_evidence(doc, start, end, gazetteer.entity):
+                    continue
+                if self._abbreviation(doc, start, end):
                     continue
                 if gazetteer.entity == "PERSON":
                     end = self._extend_surname(doc, end)
@@ -310,7 +437,10 @@ class GazetteerRecognizer(EntityRecognizer):
                 continue
             j = i + 1 + (1 if doc[i + 1].text == "." else 0)
             if j < len(doc) and doc[j].is_alpha and doc[j].text[:1].isupper():
-                results.append(self._result("PERSON", doc[j:j + 1], 0.8, "title"))
+                # "Dr Emily Carter": the surname after a given name belongs to the span
+                end = j + 2 if j + 1 < len(doc) and doc[j + 1].is_alpha and doc[j + 1].text[:1].isupper() \
+                    and doc[j + 1].text != "I" and not doc[j + 1].is_stop else j + 1
+                results.append(self._result("PERSON", doc[j:end], 0.8, "title"))
         return results
 
     def _result(self, entity: str, span, score: float, how: str) -> RecognizerResult:
@@ -321,20 +451,38 @@ class GazetteerRecognizer(EntityRecognizer):
 
 
 class HandleCueRecognizer(EntityRecognizer):
-    """Bare lowercase forum handles: "mindfulmeg wrote…", "thanks moonbeam!".
+    """Names and handles given away by how forums address people.
 
-    A handle has no @, so only its slot gives it away: the subject of a reporting verb, or
-    the name someone is thanked or greeted by. To keep ordinary nouns out ("my counsellor
-    wrote") the token must not follow a determiner and must not be a word the language
-    model knows.
+    * Bare lowercase handles: "mindfulmeg wrote…", "thanks moonbeam!". A handle has no @, so
+      only its slot gives it away: the subject of a reporting verb, or the name someone is
+      thanked or greeted by. To keep ordinary nouns out ("my counsellor wrote") the token
+      must not follow a determiner and must not be a word the language model knows.
+    * The name a post greets: "Hi Anna,", "Hello Frostproof,", "Dear Oak Harbor," at the
+      start of a line or sentence, before a comma, full stop or line end. Words that greet
+      everyone ("Hi All", "Dear Forum") are in ``greeting_not_names``; countries and states
+      (``spared``) are not identifiers.
+    * A name someone introduces themselves by that the model does not know as a word:
+      "I'm Snagz.", "my name is Tilde-Rae and…" ("I'm Fine." is a word).
     """
 
-    def __init__(self, known_words, cues: dict) -> None:
+    def __init__(self, known_words, cues: dict, spared: Iterable[str] = ()) -> None:
         self.known = known_words
         self.after = {w.lower() for w in cues.get("after", [])}
         self.before = {w.lower() for w in cues.get("before", [])}
         self.determiners = {w.lower() for w in cues.get("not_after", [])}
-        super().__init__(supported_entities=["USERNAME"], name="handle_cues", supported_language="en")
+        self.not_names = {w.lower() for w in cues.get("greeting_not_names", [])}
+        self.spared = {w.lower() for w in spared}
+        greetings = sorted({re.escape(str(w)) for w in cues.get("greetings", [])}, key=len, reverse=True)
+        word = r"[A-Z][\w'’-]*"
+        self.greeting = re.compile(
+            r"(?:^|\n|[.!?]\s+)[ \t]*(?i:" + ("|".join(greetings) or "(?!x)x") + r")[ \t]*,?[ \t]+"
+            r"(?P<name>" + word + r"(?:[ \t]+" + word + r")?)[ \t]*(?=[,!.:;\n]|\Z)") if greetings else None
+        intros = sorted({re.escape(str(w)).replace(r"\ ", r"\s+") for w in cues.get("introductions", [])},
+                        key=len, reverse=True)
+        self.introduction = re.compile(
+            r"(?<![\w'’])(?i:" + "|".join(intros) + r")[ \t]+(?P<name>" + word + r")"
+            r"(?=[ \t]*(?:[,.!;:\n)]|\Z|(?:and|here|from)\b))") if intros else None
+        super().__init__(supported_entities=["USERNAME", "PERSON"], name="handle_cues", supported_language="en")
 
     def load(self) -> None:
         pass
@@ -344,12 +492,36 @@ class HandleCueRecognizer(EntityRecognizer):
         return (len(low) >= 5 and low not in self.known and low.replace("_", "").isalnum()
                 and not low.isdigit())
 
+    def _result(self, entity: str, start: int, end: int, score: float, how: str) -> RecognizerResult:
+        return RecognizerResult(entity, start, end, score,
+                                recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: how,
+                                                      RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
+
+    def _addressed_names(self, text: str) -> list[RecognizerResult]:
+        results = []
+        if self.greeting is not None:
+            for match in self.greeting.finditer(text):
+                name = match.group("name")
+                words = [w.lower().strip("'’") for w in name.split()]
+                if any(w in self.not_names for w in words) or words[0] in ("i", "i'm", "i’m") \
+                        or name.lower() in self.spared:
+                    continue
+                results.append(self._result("PERSON", *match.span("name"), 0.55, "greeting"))
+        if self.introduction is not None:
+            for match in self.introduction.finditer(text):
+                name = match.group("name")
+                low = name.lower()
+                if low in self.known or low in self.not_names or low in self.spared or name.isupper():
+                    continue
+                results.append(self._result("PERSON", *match.span("name"), 0.55, "introduction"))
+        return results
+
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
+        results = self._addressed_names(text) if "PERSON" in entities else []
         if nlp_artifacts is None or nlp_artifacts.tokens is None or "USERNAME" not in entities:
-            return []
+            return results
         doc = nlp_artifacts.tokens
         lowers = token_lowers(doc)
-        results = []
         for i, low in enumerate(lowers):
             if not self._candidate(low):
                 continue
@@ -363,10 +535,8 @@ class HandleCueRecognizer(EntityRecognizer):
             reported = after is not None and after.lower_ in self.after
             addressed = before in self.before and (after is None or after.is_punct)
             if reported or addressed:
-                results.append(RecognizerResult(
-                    "USERNAME", token.idx, token.idx + len(token.text), 0.6,
-                    recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "handle_cues",
-                                          RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+                results.append(self._result("USERNAME", token.idx, token.idx + len(token.text), 0.6,
+                                            "handle_cues"))
         return results
 
 
@@ -410,6 +580,20 @@ def is_acronym(text: str) -> bool:
     """An all-capitals abbreviation of 2-5 letters ("MRI", "PTSD", "NDIS"), "/" allowed ("H/W")."""
     letters = text.replace("/", "").replace("&", "")
     return 2 <= len(letters) <= 5 and letters.isalpha() and letters.isupper()
+
+
+_MONEY = re.compile(r"[$£€]?\d[\d.,]*\s?(?:k|m|bn|mil|grand)", re.IGNORECASE)
+#: endings of the names of conditions, symptoms and procedures ("Misophonia", "Dysthymia",
+#: "Gastritis", "Fibromyalgia"): the small model tags them as people or places
+MEDICAL_SUFFIXES = ("itis", "osis", "oses", "emia", "aemia", "algia", "phobia", "phonia", "pathy", "plasia",
+                    "trophy", "ectomy", "otomy", "iasis", "thymia", "philia", "somnia", "lexia", "praxia",
+                    "kinesia", "tonia", "mania", "echiae", "achiae", "uria", "rrhea", "rrhoea", "ocele")
+
+
+def _medical_word(ent) -> bool:
+    """A one-word entity that is the name of a condition or procedure by its ending."""
+    words = [t for t in ent if t.is_alpha]
+    return len(words) == 1 and len(words[0]) > 6 and words[0].lower_.endswith(MEDICAL_SUFFIXES)
 
 
 class NerRecognizer(EntityRecognizer):
@@ -466,6 +650,10 @@ class NerRecognizer(EntityRecognizer):
         last = ent[-1].lower_
         if (last in ev.name_last_words and len(ent) > 1) or not self._everyday(ent):
             return False
+        # "Group for Carers of Veterans", "Centre for Family Life": an organisation's head word
+        # first, then "for"/"of"
+        if len(ent) > 2 and ent[0].lower_ in ev.name_last_words and ent[1].lower_ in ("of", "for"):
+            return False
         if entity == "ORG" and last in ev.therapy_words:
             return True
         lowers = token_lowers(doc)
@@ -485,9 +673,14 @@ class NerRecognizer(EntityRecognizer):
                     and _sentence_initial(ent.doc, ent.start) and ent.end < len(ent.doc) \
                     and ent.doc[ent.end].lower_ in self.not_name_before:
                 continue
-            if entity in entities and any(c.isalpha() for c in ent.text) and not self._weak(ent, entity):
+            if entity in entities and any(c.isalpha() for c in ent.text) and not _MONEY.fullmatch(ent.text) \
+                    and not _medical_word(ent) and not self._weak(ent, entity):
+                # the possessive stays outside ("[Dawn]'s daughter"), so the text after the name
+                # reads "'s book" to the public-figure check
+                end = ent[-2].idx + len(ent[-2].text) if len(ent) > 1 and ent[-1].text in ("'s", "’s") \
+                    else ent.end_char
                 results.append(RecognizerResult(
-                    entity, ent.start_char, ent.end_char, self.score,
+                    entity, ent.start_char, end, self.score,
                     recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "spacy_ner",
                                           RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
         return results
@@ -503,8 +696,16 @@ class SignOffRecognizer(EntityRecognizer):
     "Help") is not a name unless the word is a listed given name.
     """
 
-    _NAME = r"(?P<name>[A-Z][a-zA-Z'’\-]*(?:\s+[A-Z]\.?)?(?:\s+[A-Z][a-zA-Z'’\-]+)?\.?)"
-    _END = r"[\s~.!,x*-]*(?:\(.*|,\s*[A-Z]{2,}.*)?\Z"
+    _NAME = r"(?P<name>[A-Z][a-zA-Z'’\-]*(?:[ \t]+[A-Z]\.?)?(?:[ \t]+[A-Z][a-zA-Z'’\-]+)?\.?)"
+    # a practice or organisation signed under or after the name: "Mirella~Cedar Tree Counseling",
+    # "Cheers, Ana\nHarbour Family Therapy" — two to seven capitalised words to the end
+    _ORG = (r"(?P<org>(?:The\s+)?[A-Z][\w'’&-]*(?:[ \t]+(?:(?:of|and|for|the|&)[ \t]+)?[A-Z][\w'’&-]*){1,6})"
+            r"[\s.]*(?:\(.*|(?:www\.|https?://)\S*\s*)?")
+    _END = r"[\s~.!,x*-]*(?:\(.*|,\s*[A-Z]{2,}.*|" + _ORG + r")?\Z"
+    #: last words of a practice's name in a signature
+    PRACTICE_WORDS = frozenset("""counseling counselling therapy therapies psychotherapy psychology psychiatry
+        practice practices clinic centre center services group associates wellness health healthcare llc pllc
+        inc ltd consulting solutions institute partners collective""".split())
 
     def __init__(self, closings: Iterable[str], not_names: Iterable[str], common: Iterable[str] = (),
                  names: Iterable[str] = (), tail: int = 160) -> None:
@@ -515,11 +716,14 @@ class SignOffRecognizer(EntityRecognizer):
         self.after_dash = re.compile(r"(?:^|[\s.!?])[~\-–—]+\s?" + self._NAME + self._END, re.DOTALL)
         self.last_line = re.compile(r"(?:\A|\n)[ \t>~\-–—]*" + self._NAME + r"[ \t]*(?:[xX]+|xo+)?[ \t.!]*\Z",
                                     re.DOTALL)
+        # "…love.  Petra~Willow Bank Counseling": a name, a tilde and a practice end the post
+        self.tilde_org = re.compile(r"(?:\A|\n|[.!?]|\s{2})[ \t]*" + self._NAME + r"[ \t]*~[ \t]*" + self._ORG + r"\Z",
+                                    re.DOTALL)
         self.not_names = {n.lower() for n in not_names}
         self.common = frozenset(common)
         self.names = frozenset(names)
         self.tail = tail
-        super().__init__(supported_entities=["PERSON"], name="sign_off", supported_language="en")
+        super().__init__(supported_entities=["PERSON", "ORG"], name="sign_off", supported_language="en")
 
     def load(self) -> None:
         pass
@@ -531,7 +735,23 @@ class SignOffRecognizer(EntityRecognizer):
             return False
         if bare_line and len(words[0]) > 1 and first in self.common and first not in self.names:
             return False
+        # a last line in capitals ("USAF VET", "PTSD AWARENESS") is a title or a shout, not a name
+        if bare_line and len(words[0]) > 2 and words[0].isupper() and first not in self.names:
+            return False
         return True
+
+    def _practice(self, tail: str, match: re.Match) -> bool:
+        """A name signed under a closing may be followed by a role ("Surviving Spouse"): the
+        words after it are a practice only after a tilde ("Mirella~…") or when they end in a
+        word practices are named with ("… Family Therapy", "… Counselling LLC")."""
+        if "~" in tail[match.end("name"):match.start("org")]:
+            return True
+        return match.group("org").split()[-1].lower().strip(".") in self.PRACTICE_WORDS
+
+    def _result(self, entity: str, start: int, end: int) -> RecognizerResult:
+        return RecognizerResult(entity, start, end, 0.7,
+                                recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "sign_off",
+                                                      RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
         if "PERSON" not in entities or not text:
@@ -539,7 +759,8 @@ class SignOffRecognizer(EntityRecognizer):
         offset = max(0, len(text) - self.tail)
         tail = text[offset:]
         results = []
-        for regex, bare in ((self.after_closing, False), (self.after_dash, False), (self.last_line, True)):
+        for regex, bare in ((self.after_closing, False), (self.after_dash, False), (self.tilde_org, False),
+                            (self.last_line, True)):
             for match in regex.finditer(tail):
                 name = match.group("name")
                 if bare and not name[:1].isupper():
@@ -548,12 +769,15 @@ class SignOffRecognizer(EntityRecognizer):
                 # no evidence for the last word: judge it as a bare last line
                 between = tail[match.start():match.start("name")]
                 loose = bare or "\n" in between or "." in between
+                org = match.groupdict().get("org")
+                if org and not self._practice(tail, match):
+                    # "- Behind These Walls", "from Under Her Skin": a title, not a signature
+                    break
                 if self._name_ok(name, loose):
                     start, end = match.span("name")
                     end -= len(name) - len(name.rstrip("."))
-                    results.append(RecognizerResult(
-                        "PERSON", offset + start, offset + end, 0.7,
-                        recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "sign_off",
-                                              RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+                    results.append(self._result("PERSON", offset + start, offset + end))
+                    if org and "ORG" in entities:
+                        results.append(self._result("ORG", offset + match.start("org"), offset + match.end("org")))
                 break
         return results

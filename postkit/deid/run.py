@@ -42,6 +42,7 @@ class DeidSettings:
     deny_usernames: tuple[str, ...] = ()
     deny_names: tuple[str, ...] = ()
     forums: ForumPseudonyms | None = None
+    locales: tuple[str, ...] | None = None  # locale packs in rules/deid/locales/ (None: the default, uk)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class DeidSummary:
     output_sha256: str = ""
     forum_map: Path | None = None
     forum_map_generated: bool = False
+    locales: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class DeidSummary:
             "seconds": round(self.seconds, 2), "posts_per_second": round(self.posts / self.seconds, 1)
             if self.seconds else None, "processes": self.processes, "operator": self.operator,
             "model": self.model, "model_sha256": self.model_sha256, "rules_sha256": self.rules_sha256,
+            "locales": list(self.locales),
         }
 
     def render(self) -> str:
@@ -79,6 +82,7 @@ class DeidSummary:
                                              if self.entities[e]] or [["(none)", 0]]),
             "",
             f"Model: {self.model} (sha256 {self.model_sha256[:16]}…); rules sha256 {self.rules_sha256[:16]}…",
+            f"Locales: {', '.join(self.locales)}",
         ]
         if self.forum_map is not None:
             state = "generated and saved" if self.forum_map_generated else "used"
@@ -96,7 +100,7 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(settings: DeidSettings, key: bytes, engine: DeidEngine | None = None) -> None:
     _WORKER["engine"] = engine or DeidEngine(
         settings.model, rules_folder=settings.rules_folder, entities=settings.entities,
-        deny_usernames=settings.deny_usernames, deny_names=settings.deny_names,
+        deny_usernames=settings.deny_usernames, deny_names=settings.deny_names, locales=settings.locales,
     )
     _WORKER["replacer"] = Replacer(settings.operator, key, settings.forums)
     _WORKER["forums"] = settings.forums
@@ -191,9 +195,11 @@ def deidentify_file(
                         required=REQUIRED + tuple(c for c in text_columns if c != "text"))
     processes = max(1, processes or os.cpu_count() or 1)
     engine = engine or DeidEngine(settings.model, rules_folder=settings.rules_folder, entities=settings.entities,
-                                  deny_usernames=settings.deny_usernames, deny_names=settings.deny_names)
+                                  deny_usernames=settings.deny_usernames, deny_names=settings.deny_names,
+                                  locales=settings.locales)
     summary = DeidSummary(processes=processes, operator=settings.operator, model=engine.model.name,
-                          model_sha256=engine.model.sha256, rules_sha256=engine.rules.sha256, output=output)
+                          model_sha256=engine.model.sha256, rules_sha256=engine.rules.sha256, output=output,
+                          locales=engine.rules.locales)
     pseudonymize = Pseudonymizer(key)
     has_thread = "thread_id" in reader.columns
     map_path = Path(forum_pseudonyms) if forum_pseudonyms else None
