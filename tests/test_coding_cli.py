@@ -58,8 +58,29 @@ def test_bad_sheet_is_refused_whole(store, tmp_path):
     run("code", "export-sheet", store, "--coder", "alice", "--output", sheet)
     fill(sheet, {"u0": "accept", "u1": "maybe"})
     result = run("code", "import-sheet", store, sheet, "--coder", "alice")
-    assert result.exit_code == 1 and "maybe" in result.stderr
+    assert result.exit_code == 1 and "row 3, column 'decision'" in result.stderr and "maybe" not in result.stderr
     assert "0 of 6 units have decisions" in run("code", "progress", store).output
+
+
+def test_export_sheet_names_the_codes_from_the_chosen_codebook(store, tmp_path):
+    from postkit.coding.codebook import default_codebook_path
+
+    sheet = tmp_path / "alice.csv"
+    assert run("code", "export-sheet", store, "--coder", "alice", "--output", sheet).exit_code == 0
+    frame = pd.read_csv(sheet, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert set(frame["code_name"]) == {"Active, well-organised forum"} and all(frame["definition"])
+    book = tmp_path / "book.yaml"
+    book.write_text(default_codebook_path().read_text(encoding="utf-8").replace(
+        'name: "Active, well-organised forum"', 'name: "A busy, tidy forum"'), encoding="utf-8")
+    result = run("code", "export-sheet", store, "--coder", "alice", "--output", sheet, "--codebook", book)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(sheet, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert set(frame["code_name"]) == {"A busy, tidy forum"}
+    fill(sheet, {"u0": "accept"})
+    assert "recorded 1 decisions" in run("code", "import-sheet", store, sheet, "--coder", "alice").output
+    missing = run("code", "export-sheet", store, "--coder", "alice", "--output", sheet,
+                  "--codebook", tmp_path / "nope.yaml")
+    assert missing.exit_code == 1 and "codebook not found" in missing.stderr
 
 
 def test_agreement_needs_a_sheet_per_coder(tmp_path, store):

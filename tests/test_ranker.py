@@ -123,11 +123,22 @@ def test_bad_labelled_rows_name_the_line(tmp_path: Path) -> None:
 
 
 def test_ranker_must_match_the_codebook_areas(tmp_path: Path, tagger: Tagger) -> None:
+    # A study's ranker, retrained from coders who have used only some areas so far, may know
+    # fewer areas (and "none"); the areas it never learnt keep their cue scores.
     lemmas = _lemmas(tagger, [t for t, _, _ in TRAIN[:4]])
     two_areas = train_ranker(lemmas, [a for _, a, _ in TRAIN[:4]], [p for _, _, p in TRAIN[:4]])
     assert isinstance(two_areas, AreaRanker) and len(two_areas.areas) == 2
+    partial = Tagger(model=tagger.nlp, ranker=two_areas)
+    cues_only = Tagger(model=tagger.nlp, ranker=None)
+    text = "Glad I could help, knowing I helped someone makes me feel useful."
+    ho = [s for s in partial.suggest([text])[0] if s["area"] == "helping_others"]
+    assert ho and ho[0]["score"] == next(s for s in cues_only.suggest([text])[0] if s["code_id"] == ho[0]["code_id"]
+                                         and s["area"] == "helping_others")["score"]
+    # But never an area the codebook lacks.
+    unknown = train_ranker(lemmas, ["self_efficacy", "self_efficacy", "made_up_area", "made_up_area"],
+                           [p for _, _, p in TRAIN[:4]])
     with pytest.raises(PostkitError, match="the area ranker knows areas"):
-        Tagger(ranker=two_areas)
+        Tagger(model=tagger.nlp, ranker=unknown)
 
 
 def test_ranker_reorders_areas_and_sets_direction(tagger: Tagger) -> None:
@@ -191,3 +202,67 @@ def test_train_script_refuses_bad_rows_and_writes_nothing(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_ranker.py"), str(rows), "--output", str(out)],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1 and "line 1 has no area" in done.stderr and not out.exists()
+
+
+def test_packaged_ranker_never_trained_on_the_real_score_half() -> None:
+    # The real set's labels hold each coded text's sha256, and the ranker records the sha256
+    # of every text it was trained on: the two can be compared without reading any score post.
+    labels = [json.loads(line) for line in (DATA / "real_cmo_labels.jsonl").read_text().splitlines() if line.strip()]
+    score = {r["text_sha256"] for r in labels if r["split"] == "score"}
+    tune = {r["text_sha256"] for r in labels if r["split"] == "tune"}
+    ranker = load_ranker()
+    trained = set(ranker.meta["text_sha256"])
+    assert len(score) == 161 and not trained & score
+    assert tune <= trained  # the record does work: the tune half is there
+    files = [t["file"] for t in ranker.meta["training"]]
+    assert "tests/data/real_cmo_labels.jsonl:tune" in files and not any("score" in f for f in files)
+    assert ranker.meta["min_df"] == 2  # no n-gram of a single real post ships
+
+
+def test_post_features_in_json_reproduce_scikit_learn(tmp_path: Path, tagger: Tagger) -> None:
+    import numpy as np
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from postkit.coding.features import FEATURE_NAMES, post_features
+
+    texts = [t for t, _, _ in TRAIN] + ["Does anyone know the opening hours? Thanks for any advice.",
+                                        "Is there a number to call at night? Thanks in advance."]
+    areas = [a for _, a, _ in TRAIN] + ["none", "none"]
+    polarities = [p for _, _, p in TRAIN] + ["none", "none"]
+    lemmas = _lemmas(tagger, texts)
+    feats = [post_features(t) for t in texts]
+    ranker = train_ranker(lemmas, areas, polarities, post_features=feats, feature_weight=2.0,
+                          settings={"strong_score": 0.5})
+    ranker.save(tmp_path / "r.json")
+    loaded = load_ranker(tmp_path / "r.json")
+    assert "none" in loaded.areas and loaded.feature_names == list(FEATURE_NAMES)
+    assert loaded.settings == {"strong_score": 0.5}
+
+    vectorizer = TfidfVectorizer(analyzer=ngrams, sublinear_tf=True)
+    dense = csr_matrix(np.array([[f[n] * 2.0 for n in FEATURE_NAMES] for f in feats]))
+    matrix = hstack([vectorizer.fit_transform(lemmas), dense]).tocsr()
+    area_model = LogisticRegression(C=4.0, max_iter=5000).fit(matrix, areas)
+    probe_texts = ["Can anyone tell me where to find the forms? Thanks for any help.",
+                   "I wrote it all down and feel lighter, thanks for reading."]
+    probe = _lemmas(tagger, probe_texts)
+    probe_feats = [post_features(t) for t in probe_texts]
+    expected = area_model.predict_proba(hstack([vectorizer.transform(probe), csr_matrix(
+        np.array([[f[n] * 2.0 for n in FEATURE_NAMES] for f in probe_feats]))]).tocsr())
+    for row, (lem, f) in enumerate(zip(probe, probe_feats)):
+        got = loaded.area_probabilities(loaded.features(lem, f))
+        for col, area in enumerate(area_model.classes_):
+            assert got[area] == pytest.approx(expected[row, col], abs=1e-4)
+
+
+def test_a_version_1_ranker_file_still_loads(tmp_path: Path, tagger: Tagger) -> None:
+    lemmas = _lemmas(tagger, [t for t, _, _ in TRAIN])
+    data = train_ranker(lemmas, [a for _, a, _ in TRAIN], [p for _, _, p in TRAIN]).to_json()
+    for key in ("features", "feature_weight", "settings"):
+        data.pop(key)
+    data["format"] = "postkit-area-ranker/1"
+    (tmp_path / "v1.json").write_text(json.dumps(data))
+    old = load_ranker(tmp_path / "v1.json")
+    assert old.feature_names == [] and old.settings == {}
+    assert Tagger(model=tagger.nlp, ranker=old).settings["strong_score"] == 0.2  # the tagger's defaults

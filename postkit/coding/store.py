@@ -43,6 +43,7 @@ import json
 import math
 import os
 import sqlite3
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,11 +53,12 @@ from typing import Any, Self
 import pandas as pd
 
 from postkit.errors import PostkitError
-from postkit.io import OutputSet
+from postkit.io import OutputSet, spreadsheet_safe
 from postkit.locks import SHARED, PathLock, run_folder_of
 
 from . import chain
 from .chain import StoreVerifyResult
+from .codebook import Codebook
 
 __all__ = [
     "ACTIONS",
@@ -738,7 +740,15 @@ def verify_store(path: str | Path, *, expected_head: str | None = None) -> Store
 
 # -- coding sheets ---------------------------------------------------------------
 
-SHEET_COLUMNS = ["unit_id", "post_id", "text", "code_id", "suggested", "score", "evidence", "decision", "memo"]
+SHEET_COLUMNS = ["unit_id", "post_id", "text", "code_id", "code_name", "definition", "suggested", "score",
+                 "evidence", "decision", "memo"]
+# The codebook tab of an .xlsx sheet: every code, so a coder can look one up and add it.
+CODEBOOK_SHEET_COLUMNS = ["code_id", "name", "area", "kind", "polarity", "definition", "include", "exclude"]
+# Columns only read by people, never imported: a value starting with one of these characters is
+# a formula to a spreadsheet (a post that opens "=HYPERLINK(...)" would run as one), so in CSV it
+# gets a leading apostrophe, and in .xlsx it is stored as text.
+_READ_ONLY_COLUMNS = ("text", "code_name", "definition", "evidence")
+_XLSX_MAX_ROW = 1_048_576
 
 
 def _sheet_format(path: Path) -> str:
@@ -772,7 +782,7 @@ def _evidence_text(evidence: str | None) -> str:
     return str(spans)
 
 
-def export_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
+def export_sheet(store: CodingStore, path: str | Path, coder: str, codebook: Codebook | None = None) -> int:
     """Write a coding sheet for ``coder`` and return its number of rows.
 
     One row per (unit, code) that was suggested or that this coder already
@@ -780,13 +790,22 @@ def export_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
     always reflects the store (re-importing it changes nothing).  Other coders'
     decisions are deliberately left out to keep coding independent.  Units with
     nothing suggested get one row with a blank code_id so the coder still sees
-    them and can add codes.  The sheet is written atomically.
+    them and can add codes.  Each row names its code and gives the code's
+    definition from ``codebook`` (default: the packaged one; blank for a code it
+    does not hold), so a coder judges against the theory, not the code id.
+    An .xlsx sheet also gets a drop-down of the decisions on the ``decision``
+    column, a codebook tab listing every code (with include/exclude notes) and a
+    drop-down of those codes on ``code_id``. The sheet is written atomically.
     """
+    from .codebook import load_codebook
+
     path = Path(path)
     fmt = _sheet_format(path)
     coder_s = _text(coder)
     if coder_s is None:
         raise PostkitError("the coder name is empty", fix="pass the coder's name or initials")
+    book = codebook if codebook is not None else load_codebook()
+    codes = {code.id: (area, code) for area, _, code in book.codes()}
     excerpts = store.excerpts()
     # Latest codebook version's suggestion per (unit, code).
     suggestions = store._frame(
@@ -802,15 +821,18 @@ def export_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
         keys_by_unit.setdefault(unit_id, set()).add(code_id)
     rows = []
     for unit in excerpts.itertuples(index=False):
-        codes = sorted(keys_by_unit.get(unit.unit_id, set())) or [""]
-        for code_id in codes:
+        unit_codes = sorted(keys_by_unit.get(unit.unit_id, set())) or [""]
+        for code_id in unit_codes:
             sug = suggested.get((unit.unit_id, code_id))
             action, memo = current.get((unit.unit_id, code_id), ("", None))
+            _area, code = codes.get(code_id, (None, None))
             rows.append({
                 "unit_id": unit.unit_id,
                 "post_id": _text(unit.post_id) or "",
                 "text": "" if _clean(unit.text) is None else unit.text,
                 "code_id": code_id,
+                "code_name": code.name if code else "",
+                "definition": code.definition if code else "",
                 "suggested": "yes" if sug is not None else "no",
                 "score": "" if sug is None or sug.score is None or pd.isna(sug.score) else f"{sug.score:g}",
                 "evidence": _evidence_text(sug.evidence) if sug is not None else "",
@@ -821,12 +843,56 @@ def export_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
     with OutputSet() as outputs:
         _, temp = outputs.file(path)
         if fmt == "csv":
+            for column in _READ_ONLY_COLUMNS:
+                frame[column] = [spreadsheet_safe(value) for value in frame[column]]
             # utf-8-sig: Excel opens non-ASCII text correctly only with the BOM.
             frame.to_csv(temp, index=False, encoding="utf-8-sig")
         else:
-            # The temporary name has no .xlsx suffix, so the engine is named explicitly.
-            frame.to_excel(temp, index=False, sheet_name="coding", engine="openpyxl")
+            _write_xlsx(frame, temp, book)
     return len(frame)
+
+
+def _write_xlsx(frame: pd.DataFrame, temp: Path, book: Codebook) -> None:
+    """The sheet as .xlsx: every cell text (never a formula), drop-downs, a codebook tab."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    codebook_rows = [{"code_id": code.id, "name": code.name, "area": area.name, "kind": code.kind,
+                      "polarity": code.polarity, "definition": code.definition, "include": code.include,
+                      "exclude": code.exclude} for area, _, code in book.codes()]
+    # The temporary name has no .xlsx suffix, so the engine is named explicitly.
+    with pd.ExcelWriter(temp, engine="openpyxl") as writer:
+        frame.to_excel(writer, index=False, sheet_name="coding")
+        pd.DataFrame(codebook_rows, columns=CODEBOOK_SHEET_COLUMNS).to_excel(
+            writer, index=False, sheet_name="codebook")
+        for sheet in writer.sheets.values():
+            for row in sheet.iter_rows(min_row=2):
+                for cell in row:
+                    if cell.data_type == "f":  # a string starting "=": post text, not a formula
+                        cell.data_type = "s"
+            sheet.freeze_panes = "A2"
+        sheet = writer.sheets["coding"]
+
+        def column(name: str) -> str:
+            return get_column_letter(SHEET_COLUMNS.index(name) + 1)
+
+        decision = DataValidation(
+            type="list", formula1='"' + ",".join(ACTIONS) + '"', allow_blank=True,
+            showErrorMessage=True, errorTitle="Not a decision",
+            error=f"Choose {', '.join(ACTIONS)}, or leave the cell blank.",
+            showInputMessage=True, promptTitle="Decision",
+            prompt="accept or reject a suggested code; add a code that was not suggested; remove one you added")
+        decision.add(f"{column('decision')}2:{column('decision')}{_XLSX_MAX_ROW}")
+        sheet.add_data_validation(decision)
+        if codebook_rows:  # a drop-down of the codebook's codes; other ids (an older codebook's) stay allowed
+            code = DataValidation(type="list", formula1=f"codebook!$A$2:$A${len(codebook_rows) + 1}",
+                                  allow_blank=True, showErrorMessage=False)
+            code.add(f"{column('code_id')}2:{column('code_id')}{_XLSX_MAX_ROW}")
+            sheet.add_data_validation(code)
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(SHEET_COLUMNS))}{len(frame) + 1}"
+        widths = {"text": 60, "definition": 50, "evidence": 30, "memo": 40, "code_name": 28}
+        for name in SHEET_COLUMNS:
+            sheet.column_dimensions[column(name)].width = widths.get(name, 12)
 
 
 def _read_sheet(path: Path) -> pd.DataFrame:
@@ -837,12 +903,15 @@ def _read_sheet(path: Path) -> pd.DataFrame:
         if fmt == "csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         else:
-            frame = pd.read_excel(path, dtype=str, keep_default_na=False)
+            with pd.ExcelFile(path, engine="openpyxl") as workbook:
+                # The decisions are on the "coding" tab (first as exported; a coder may reorder tabs).
+                name = "coding" if "coding" in workbook.sheet_names else workbook.sheet_names[0]
+                frame = pd.read_excel(workbook, sheet_name=name, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise PostkitError("the coding sheet is empty", path=path, fix="export it again") from None
     except UnicodeDecodeError:
         raise PostkitError("the coding sheet is not UTF-8 text", path=path, fix="re-save it as UTF-8 CSV") from None
-    except (pd.errors.ParserError, ValueError) as exc:
+    except (pd.errors.ParserError, ValueError, zipfile.BadZipFile) as exc:
         raise PostkitError(f"cannot read the coding sheet ({exc})", path=path) from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in ("unit_id", "code_id", "decision") if c not in frame.columns]
@@ -884,23 +953,20 @@ def import_sheet(store: CodingStore, path: str | Path, coder: str) -> int:
                 problems.append(f"row {sheet_row}: unit_id is empty")
             continue  # fully blank line
         if unit_id not in known:
-            problems.append(f"row {sheet_row}: unknown unit_id {unit_id!r}")
+            problems.append(f"row {sheet_row}, column 'unit_id': not an excerpt of this store")
             continue
         if not decision:
             continue
         if decision not in ACTIONS:
-            problems.append(
-                f"row {sheet_row}: decision {row.get('decision')!r} is not one of {', '.join(ACTIONS)} (or blank)"
-            )
+            problems.append(f"row {sheet_row}, column 'decision': not one of {', '.join(ACTIONS)} (or blank)")
             continue
         if code_id is None:
-            problems.append(f"row {sheet_row}: decision {decision!r} has no code_id")
+            problems.append(f"row {sheet_row}, column 'code_id': empty, but the row has a decision")
             continue
         key = (unit_id, code_id)
         if key in wanted and wanted[key][1:] != (decision, memo):
-            problems.append(
-                f"row {sheet_row}: conflicts with row {wanted[key][0]} for unit {unit_id!r}, code {code_id!r}"
-            )
+            problems.append(f"row {sheet_row}: conflicts with row {wanted[key][0]} (same unit and code, "
+                            "another decision or memo)")
             continue
         wanted.setdefault(key, (sheet_row, decision, memo))
     if problems:

