@@ -59,6 +59,15 @@ def private_keys(tmp_path_factory, monkeypatch):
     return key_dir
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """No test writes search indexes into the developer's ~/.cache (one cache per test session)."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("postkit-cache")
+        patch.setenv("POSTKIT_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def corpus(tmp_path) -> dict[str, Path]:
     folder = tmp_path / "in"

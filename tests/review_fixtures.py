@@ -1,8 +1,8 @@
 """A small real study folder for the review app's tests (API and browser).
 
-Layout as :mod:`postkit.disguise.study` reads it: ``suggestions.jsonl``, ``index/`` (a
-real trace index over a 40-post corpus) and ``coding.sqlite`` with two excerpts and
-their code suggestions. Candidates are checked for real when the fixture is built, so
+Layout as :mod:`postkit.disguise.study` reads it: ``suggestions.jsonl``, ``index.json`` (the
+key of a real trace index over a 40-post corpus, cached outside the folder) and
+``coding.sqlite`` with two excerpts and their code suggestions. Candidates are checked for real when the fixture is built, so
 their verdicts are the library's own: q1 has two traceable candidates (one verbatim) and
 an at-risk one, q2 a traceable and a disguised one.
 """
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from postkit.coding.store import CodingStore
-from postkit.disguise.study import QuoteStudy
+from postkit.disguise.study import QuoteStudy, save_study_index
 from postkit.disguise.trace import TraceIndex, load_thresholds
 from postkit.review.server import make_server
 
@@ -98,7 +98,7 @@ def make_study_folder(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     post_ids = ["p1", "p2"] + [f"p{i + 3}" for i in range(len(FILLER))]
     index = TraceIndex.build(post_ids, [SOURCE_1, SOURCE_2, *FILLER])
-    index.save(folder / "index")
+    save_study_index(folder, index)  # the index in the private test cache, its key in index.json
     # Verdicts measured by the trace check itself (the meaning scores above are given: computing
     # them loads spaCy and the CMO tagger, ~2 s, which the tests of /api/check pay anyway).
     lines = []

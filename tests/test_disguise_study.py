@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from postkit.cli import main
 from postkit.coding.store import CodingStore
 from postkit.disguise.study import QuoteStudy, export_approved, locate
 from postkit.disguise.suggest import quotes_from_posts, suggest_file
-from postkit.disguise.trace import TraceIndex
+from postkit.disguise.trace import TraceIndex, default_index_dir
 from postkit.errors import PostkitError
 from postkit.io import read_table, write_table
 
@@ -100,14 +101,16 @@ def test_export_writes_only_approved_quotes_with_scores(study_dir, tmp_path):
     assert {"source_rank", "longest_shared_run", "exact_5gram_hits", "meaning_score", "reviewer"} <= set(exported)
 
 
-def test_export_refuses_a_quote_that_no_longer_passes(study_dir, built, tmp_path):
+def test_export_refuses_a_quote_that_no_longer_passes(study_dir, built, tmp_path, monkeypatch):
     with QuoteStudy.open(study_dir) as study:
         quote, good = _approvable(study)
         study.decide(quote["quote_id"], "amy", "approve", good)
     # The forum grows: someone reposts the approved wording, so a phrase search now finds it.
     forum = read_table(built / "forum.csv")
     grown = pd.concat([forum, pd.DataFrame({"post_id": ["new1"], "text": [good]})], ignore_index=True)
-    TraceIndex.build(grown["post_id"].tolist(), grown["text"].tolist()).save(study_dir / "index")
+    key = json.loads((study_dir / "index.json").read_text())["key"]
+    monkeypatch.setenv("POSTKIT_CACHE_DIR", str(tmp_path / "cache"))  # this test's own cache holds the grown index
+    TraceIndex.build(grown["post_id"].tolist(), grown["text"].tolist(), fingerprint=key).save(default_index_dir(key))
     out = tmp_path / "q.csv"
     result = CliRunner().invoke(main, ["disguise", "export", str(study_dir), "--output", str(out)])
     assert result.exit_code == 1
@@ -151,3 +154,143 @@ def test_export_of_an_empty_review_is_header_only(study_dir, tmp_path):
         counts = export_approved(study, tmp_path / "none.csv")
     assert counts == {"exported": 0, "quotes": 8, "rejected": 0, "pending": 8}
     assert (tmp_path / "none.csv").read_text().startswith("quote_id,source_post_id,text,verdict")
+
+
+# --------------------------------------------------------------------------- hidden characters
+
+HIDING = {
+    "soft hyphen": "\u00ad",
+    "zero-width space": "\u200b",
+    "zero-width joiner": "\u200d",
+    "byte order mark": "\ufeff",
+    "right-to-left mark": "\u200f",
+}
+
+
+def _hide(text, mark):
+    return " ".join(w[:2] + mark + w[2:] if len(w) >= 4 else w for w in text.split(" "))
+
+
+def _fullwidth(text):
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def _homoglyphs(text):
+    return text.translate(str.maketrans("aeopcixy", "аеорсіху"))
+
+
+@pytest.fixture
+def small_study(tmp_path):
+    from review_fixtures import make_study_folder
+
+    return make_study_folder(tmp_path / "small")
+
+
+def _variants(text):
+    return {**{name: _hide(text, mark) for name, mark in HIDING.items()},
+            "fullwidth letters": _fullwidth(text), "cyrillic homoglyphs": _homoglyphs(text)}
+
+
+def test_verbatim_quotes_with_hidden_characters_are_traceable_and_cannot_be_approved(small_study):
+    from review_fixtures import SOURCE_1
+
+    with QuoteStudy.open(small_study) as study:
+        for name, text in _variants(SOURCE_1).items():
+            checked = study.check("q1", text)
+            assert checked["verdict"] == "traceable", name
+            assert checked["hidden_characters"], name  # the live check marks them for the reviewer
+            with pytest.raises(PostkitError, match="cannot approve") as info:
+                study.decide("q1", "amy", "approve", text)
+            assert text not in str(info.value)
+        assert study.history("q1") == []
+
+
+@pytest.mark.parametrize("name", ["soft hyphen", "zero-width space", "fullwidth letters", "cyrillic homoglyphs"])
+def test_a_disguised_text_with_hidden_characters_cannot_be_approved(small_study, name):
+    from review_fixtures import DISGUISED_1
+
+    text = _variants(DISGUISED_1)[name]
+    with QuoteStudy.open(small_study) as study:
+        assert study.check("q1", DISGUISED_1)["verdict"] == "disguised"
+        assert study.check("q1", text)["verdict"] == "disguised"  # normalised, the text is the same words
+        with pytest.raises(PostkitError, match=r"cannot approve: the text contains U\+[0-9A-F]{4}") as info:
+            study.decide("q1", "amy", "approve", text)
+        message = str(info.value)
+        assert text not in message and "character" in message
+        study.decide("q1", "amy", "reject", text, note="hidden characters")  # rejecting it is fine
+        study.decide("q1", "amy", "approve", DISGUISED_1)  # the plain text is approved
+
+
+def test_the_message_names_the_code_point_not_the_text(small_study):
+    from review_fixtures import DISGUISED_1
+
+    with QuoteStudy.open(small_study) as study:
+        with pytest.raises(PostkitError) as info:
+            study.decide("q1", "amy", "approve", DISGUISED_1.replace("long", "lo\u00adng"))
+    assert "U+00AD SOFT HYPHEN at character" in str(info.value)
+    assert "lo\u00adng" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(_variants("x")))
+def test_export_refuses_an_approved_text_with_hidden_characters(small_study, tmp_path, name):
+    """Approved by an older postkit (or written into the store by hand): the export stops it."""
+    from review_fixtures import DISGUISED_1, SOURCE_1
+
+    for text in (_variants(DISGUISED_1)[name], _variants(SOURCE_1)[name]):
+        with CodingStore(small_study / "coding.sqlite") as store:
+            store.add_review("quote", "q1", "amy", "approve", text=text, scores={}, note=None)
+        out = tmp_path / "q.csv"
+        result = CliRunner().invoke(main, ["disguise", "export", str(small_study), "--output", str(out)])
+        assert result.exit_code == 1, result.output
+        assert "may not be published as typed" in result.stderr or "no longer pass" in result.stderr
+        assert "q1" in result.stderr and text not in result.stderr
+        assert not out.exists()
+
+
+# --------------------------------------------------------------------------- the index outside the folder
+
+
+def test_open_rebuilds_a_missing_index_from_the_recorded_corpus(study_dir, built, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTKIT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    told = []
+    with QuoteStudy.open(study_dir, notify=told.append) as study:
+        assert len(study.quotes()) == 8
+    assert told and "indexing" in told[0] and str(built / "forum.csv") in told[0]
+    told.clear()
+    with QuoteStudy.open(study_dir, notify=told.append):
+        pass
+    assert told == []  # cached now
+    assert (tmp_path / "empty-cache" / "trace-index").stat().st_mode & 0o777 == 0o700
+
+
+def test_open_fails_closed_when_the_corpus_is_gone_or_changed(study_dir, built, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("POSTKIT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    record = json.loads((study_dir / "index.json").read_text())
+    moved = tmp_path / "elsewhere.csv"
+    shutil.copy(built / "forum.csv", moved)
+    record["corpus"]["path"], record["corpus"]["relative"] = str(tmp_path / "gone.csv"), "gone.csv"
+    (study_dir / "index.json").write_text(json.dumps(record))
+    with pytest.raises(PostkitError, match="not in this machine's cache and the corpus"):
+        QuoteStudy.open(study_dir)
+    moved.write_text(moved.read_text() + "new1,an extra post\n")
+    record["corpus"]["path"] = str(moved)
+    (study_dir / "index.json").write_text(json.dumps(record))
+    with pytest.raises(PostkitError, match="corpus changed"):
+        QuoteStudy.open(study_dir)
+
+
+def test_a_review_folder_with_the_old_in_folder_index_is_refused(study_dir):
+    (study_dir / "index").mkdir()
+    (study_dir / "index" / "meta.json").write_text("{}")
+    with pytest.raises(PostkitError, match="holds the text of every post"):
+        locate(study_dir)
+
+
+def test_suggest_refuses_an_index_folder_inside_the_review_folder(built, tmp_path):
+    result = CliRunner().invoke(main, ["disguise", "suggest", str(built / "quotes.csv"), "--corpus",
+                                       str(built / "forum.csv"), "--study", str(tmp_path / "review"),
+                                       "--index-dir", str(tmp_path / "review" / "index")])
+    assert result.exit_code == 1 and "inside a run or review folder" in result.stderr
+    assert not (tmp_path / "review").exists()

@@ -15,7 +15,7 @@ from postkit.disguise import paraphrase
 from postkit.disguise.meaning import MeaningScorer, load_nlp
 from postkit.disguise.suggest import (Suggester, command_paraphraser, excerpt, python_paraphraser,
                                       quotes_from_posts)
-from postkit.disguise.trace import TraceIndex, Thresholds, words
+from postkit.disguise.trace import TraceIndex, Thresholds, default_index_dir, words
 from postkit.errors import PostkitError
 from postkit.io import read_table, write_table
 
@@ -211,7 +211,13 @@ def test_suggest_command_writes_output_and_review_folder(tmp_path, demo):
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["quote_id"] for r in rows] == quotes["quote_id"].tolist()
     assert all(1 <= len(r["candidates"]) <= 3 for r in rows)
-    assert (tmp_path / "review" / "suggestions.jsonl").is_file() and (tmp_path / "review" / "index").is_dir()
+    assert (tmp_path / "review" / "suggestions.jsonl").is_file()
+    # the review folder names the index; the index itself (every post's words) is cached privately
+    record = json.loads((tmp_path / "review" / "index.json").read_text())
+    assert not (tmp_path / "review" / "index").exists()
+    cached = default_index_dir(record["key"])
+    assert (cached / "meta.json").is_file() and cached.stat().st_mode & 0o777 == 0o700
+    assert record["corpus"]["path"] == str(corpus.resolve())
     # CSV output keeps the candidates as JSON text
     result = CliRunner().invoke(main, ["disguise", "suggest", str(tmp_path / "quotes.csv"), "--corpus", str(corpus),
                                        "--output", str(tmp_path / "out.csv"), "-q"])

@@ -21,8 +21,9 @@ from click.testing import CliRunner
 from review_fixtures import DISGUISED_1, SOURCE_1, make_study_folder, running_app
 
 from postkit.cli import main
+from postkit.coding.codebook import load_codebook
 from postkit.coding.store import CodingStore
-from postkit.disguise.study import MAX_NOTE_CHARS, MAX_TEXT_CHARS, QuoteStudy
+from postkit.disguise.study import MAX_NOTE_CHARS, MAX_TEXT_CHARS, QuoteStudy, merge_evidence
 from postkit.errors import PostkitError
 from postkit.review import server as server_module
 from postkit.review.identity import Reviewers, normalise_name, parse_reviewer_list
@@ -237,6 +238,101 @@ def test_unknown_units_and_codes_are_refused(own_app, study_dir):
         assert store.decisions()[["unit_id", "code_id", "action"]].values.tolist() == [["p36", "SE-C2", "add"]]
 
 
+def test_codes_come_with_definitions_and_include_exclude_notes(app):
+    book = load_codebook()
+    status, data, _ = call(app, "GET", "/api/codes")
+    assert status == 200
+    assert [c["code_id"] for c in data["codes"]] == [code.id for _, _, code in book.codes()]
+    five = next(c for c in data["codes"] if c["code_id"] == "SE-C5")
+    code = book.code("SE-C5")
+    assert (five["name"], five["definition"], five["include"], five["exclude"]) == (
+        code.name, code.definition, code.include, code.exclude)
+    assert five["area"] == "self_efficacy" and five["area_name"] == "Self-efficacy"
+    suggested = excerpts_of(app, "alice")["p36"]["suggestions"][0]
+    assert suggested["code_id"] == "SE-C5" and suggested["definition"] == code.definition
+    assert suggested["include"] == code.include and suggested["exclude"] == code.exclude
+
+
+def test_a_coder_can_add_a_code_that_was_not_suggested(own_app, study_dir):
+    app = own_app
+    body = {"unit_id": "p36", "code_id": "UA-C2", "action": "add", "memo": "could have written it"}
+    assert call(app, "POST", "/api/code", body, as_="alice")[0] == 200
+    mine = excerpts_of(app, "alice")["p36"]
+    assert [s["code_id"] for s in mine["suggestions"]] == ["SE-C5", "SE-C7"]  # not made a suggestion
+    assert [(a["code_id"], a["name"], a["definition"]) for a in mine["added"]] == [
+        ("UA-C2", "Posts that resonate", load_codebook().code("UA-C2").definition)]
+    assert mine["decisions"]["UA-C2"]["action"] == "add"
+    assert excerpts_of(app, "bob")["p36"]["added"] == []  # blind: bob does not see alice's addition
+    # Taken back: still listed for alice (as removed), and the store keeps both decisions.
+    assert call(app, "POST", "/api/code", {**body, "action": "remove", "memo": None}, as_="alice")[0] == 200
+    mine = excerpts_of(app, "alice")["p36"]
+    assert [a["code_id"] for a in mine["added"]] == ["UA-C2"] and mine["decisions"]["UA-C2"]["action"] == "remove"
+    with CodingStore(study_dir / "coding.sqlite") as store:
+        assert store.decisions()[["code_id", "action"]].values.tolist() == [["UA-C2", "add"], ["UA-C2", "remove"]]
+        assert store.codings()["applied"].tolist() == [False]
+
+
+def test_evidence_spans_are_merged_and_each_code_listed_once(study_dir):
+    text = "There was only one person who got it, and they had been through it too."
+    with CodingStore(study_dir / "coding.sqlite") as store:
+        store.add_excerpts([{"unit_id": "p40", "post_id": "p40", "forum": "Jay", "text": text}])
+        store.add_suggestions([{"unit_id": "p40", "code_id": "SE-C5", "score": 0.7, "evidence": [
+            {"start": 10, "end": 14, "text": "only"}, {"start": 10, "end": 18, "text": "only one"},
+            {"start": 10, "end": 18, "text": "only one"}, {"start": 14, "end": 25, "text": " one person"},
+            {"start": 0, "end": 4, "text": "been through it"}]}], codebook_version="old")
+        # The same code again from a later tagging run: listed once, as the later run made it.
+        store.add_suggestions([{"unit_id": "p40", "code_id": "SE-C5", "score": 0.6, "evidence": [
+            {"start": 10, "end": 18, "text": "only one"}, {"start": 10, "end": 14, "text": "only"},
+            {"start": 51, "end": 66, "text": "been through it"}]}], codebook_version="new")
+    with running_app(study_dir) as app:
+        suggestions = excerpts_of(app, "alice")["p40"]["suggestions"]
+    assert len(suggestions) == 1 and suggestions[0]["score"] == 0.6
+    assert suggestions[0]["evidence"] == [{"start": 10, "end": 18, "text": "only one"},
+                                          {"start": 51, "end": 66, "text": "been through it"}]
+
+
+def test_merge_evidence_merges_overlaps_and_places_misplaced_words():
+    text = "I am the only one, only one."
+    spans = merge_evidence(text, [
+        {"start": 9, "end": 13, "text": "only"}, {"start": 9, "end": 17, "text": "only one"},  # inside, duplicate
+        {"start": 9, "end": 17, "text": "only one"}, {"start": 5, "end": 12, "text": "the onl"},  # overlapping
+        {"start": 17, "end": 18, "text": ","},  # touching
+        {"start": 0, "end": 3, "text": "only one"},  # wrong offsets: placed at the first occurrence
+        {"start": 2, "end": 99, "text": "am"},  # offsets past the end: placed by its words
+        {"start": None, "end": None, "text": "not in the text"}, {"text": "not in the text"},  # kept once, unplaced
+        "junk", {"start": True, "end": 3}, {"start": 3, "end": 1},  # ignored
+    ])
+    assert spans == [{"start": 2, "end": 4, "text": "am"}, {"start": 5, "end": 18, "text": "the only one,"},
+                     {"start": None, "end": None, "text": "not in the text"}]
+    assert merge_evidence("", []) == []
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_evidence_colours_have_accessible_contrast():
+    css = resources.files("postkit.review.static").joinpath("app.css").read_text()
+    ink = re.search(r"--ink: (#[0-9a-f]{6})", css).group(1)
+    pairs = re.findall(r"\.c(\d) \{ --ev-bg: (#[0-9a-f]{6}); --ev-ink: (#[0-9a-f]{6}); \}", css)
+    js = resources.files("postkit.review.static").joinpath("app.js").read_text()
+    assert len(pairs) == int(re.search(r"CODE_COLOURS = (\d+)", js).group(1)) == 8
+    assert len({bg for _, bg, _ in pairs}) == len({dark for _, _, dark in pairs}) == 8  # one colour per code
+    for number, background, dark in pairs:
+        assert _contrast(ink, background) >= 7, number  # the excerpt's text on its highlight
+        assert _contrast("#ffffff", dark) >= 4.5, number  # the white number on its badge
+        assert _contrast(dark, background) >= 3, number  # the underline against the highlight
+    assert sorted(re.findall(r"\.also-c(\d) \{ --ev-also: (#[0-9a-f]{6}); \}", css)) == sorted(
+        (number, dark) for number, _, dark in pairs)
+
+
 def test_a_suggested_code_from_an_older_codebook_can_still_be_answered(study_dir):
     with CodingStore(study_dir / "coding.sqlite") as store:
         store.add_suggestions([{"unit_id": "p38", "code_id": "OLD-C9", "score": 0.5, "evidence": []}],
@@ -425,7 +521,8 @@ def test_cli_reports_a_taken_port_and_a_bad_folder_in_one_line(study_dir, tmp_pa
 
 
 API_CALLS = [("GET", "/api/me", None), ("GET", "/api/quotes", None), ("GET", "/api/quotes/q1", None),
-             ("GET", "/api/excerpts", None), ("POST", "/api/check", {"quote_id": "q1", "text": "hello"}),
+             ("GET", "/api/excerpts", None), ("GET", "/api/codes", None),
+             ("POST", "/api/check", {"quote_id": "q1", "text": "hello"}),
              ("POST", "/api/decide", {"quote_id": "q2", "action": "reject", "text": "x"}),
              ("POST", "/api/code", {"unit_id": "p36", "code_id": "SE-C5", "action": "accept"})]
 

@@ -9,6 +9,7 @@ takes the token out of the address bar and acts as that reviewer only.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from review_fixtures import (
     running_app,
 )
 
+from postkit.coding.codebook import load_codebook
 from postkit.coding.store import CodingStore
 
 
@@ -39,9 +41,25 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (ap
 SCREENSHOT = Path("/tmp/review.png")
 
 
+# An excerpt whose suggestions overlap: "only" and "only one" twice for SE-C5 (one as a duplicate),
+# and "only one person" for UA-C3 across them.
+OVERLAP_TEXT = "There was only one person who got it, and they had been through it too."
+OVERLAP_SUGGESTIONS = [
+    {"unit_id": "p40", "code_id": "UA-C3", "score": 0.9,
+     "evidence": [{"start": 10, "end": 25, "text": "only one person"}]},
+    {"unit_id": "p40", "code_id": "SE-C5", "score": 0.7,
+     "evidence": [{"start": 10, "end": 14, "text": "only"}, {"start": 10, "end": 18, "text": "only one"},
+                  {"start": 10, "end": 18, "text": "only one"}, {"start": 51, "end": 66, "text": "been through it"}]},
+]
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    with running_app(make_study_folder(tmp_path_factory.mktemp("study") / "study"), warm_up=True) as server:
+    folder = make_study_folder(tmp_path_factory.mktemp("study") / "study")
+    with CodingStore(folder / "coding.sqlite") as store:
+        store.add_excerpts([{"unit_id": "p40", "post_id": "p40", "forum": "Jay", "text": OVERLAP_TEXT}])
+        store.add_suggestions(OVERLAP_SUGGESTIONS, codebook_version="test")
+    with running_app(folder, warm_up=True) as server:
         yield server
 
 
@@ -203,3 +221,93 @@ def test_coding_page_accepts_a_code(page, new_page, app):
         codings = store.codings()
     assert codings[["unit_id", "coder", "code_id", "action", "memo"]].values.tolist() == [
         ["p36", "carol", "SE-C5", "accept", "they had been through it too"]]
+
+
+def _style(locator, prop, pseudo=None):
+    return locator.evaluate(f"(node) => getComputedStyle(node, {pseudo!r} || null).{prop}" if pseudo else
+                            f"(node) => getComputedStyle(node).{prop}")
+
+
+def test_codes_show_definitions_and_one_colour_and_number_each(page, app):
+    book = load_codebook()
+    page.goto(app.link("alice"))
+    expect(page.locator("#me")).to_have_text("alice")
+    page.goto(app.url + "#/coding/p40")
+    expect(page.locator("#excerpt-id")).to_have_text("p40")
+    # Overlapping and duplicate spans are merged: the excerpt reads as it is written, no word twice.
+    expect(page.locator("#excerpt-text")).to_have_text(OVERLAP_TEXT)
+    first, second = page.locator('#codes li[data-code="UA-C3"]'), page.locator('#codes li[data-code="SE-C5"]')
+    expect(second.locator(".evidence-list q")).to_have_text(["only one", "been through it"])
+    for card, code_id, number in ((first, "UA-C3", "1"), (second, "SE-C5", "2")):
+        code = book.code(code_id)
+        expect(card.locator(".head .name")).to_have_text(code.name)
+        expect(card.locator(".definition .def")).to_have_text(code.definition)
+        expect(card.locator(".definition .include")).to_have_text(code.include)
+        expect(card.locator(".definition .exclude")).to_have_text(code.exclude)
+        expect(card.locator(".chip")).to_have_text(number)
+    # Each code's evidence has its card's colour and number; the two codes differ in both.
+    marks = page.locator("#excerpt-text mark.evidence")
+    expect(marks).to_have_count(3)  # "only one" (both codes), " person" (UA-C3), "been through it" (SE-C5)
+    expect(marks.nth(0)).to_have_attribute("data-n", "1+2")
+    expect(marks.nth(1)).not_to_have_attribute("data-n", "1")  # continues code 1's highlight: no new label
+    expect(marks.nth(2)).to_have_attribute("data-n", "2")
+    both_only = page.locator('#excerpt-text mark[data-codes="SE-C5"]')
+    assert _style(both_only, "backgroundColor") == _style(second.locator(".evidence-list q").first, "backgroundColor")
+    assert _style(both_only, "backgroundColor", "::before") == _style(second.locator(".chip"), "backgroundColor")
+    assert _style(first.locator(".chip"), "backgroundColor") != _style(second.locator(".chip"), "backgroundColor")
+    assert _style(marks.nth(0), "backgroundColor") != _style(both_only, "backgroundColor")
+
+
+def test_keyboard_shortcuts_focus_and_adding_a_code(page, app):
+    page.goto(app.link("bob"))
+    expect(page.locator("#me")).to_have_text("bob")
+    page.goto(app.url + "#/coding/p36")
+    expect(page.locator("#excerpt-id")).to_have_text("p36")
+    expect(page.locator("#shortcuts")).to_contain_text("accept")
+    five, seven = page.locator('#codes li[data-code="SE-C5"]'), page.locator('#codes li[data-code="SE-C7"]')
+    expect(five).to_have_class(re.compile(r"\bactive\b"))  # what "a" acts on is marked
+
+    page.keyboard.press("a")  # accepts the first undecided code; the focus moves to the next one
+    expect(five.locator(".mine")).to_have_text("you: accepted")
+    expect(seven).to_be_focused()
+    expect(page.locator("#coding-status")).to_contain_text("SE-C5 accepted")
+
+    seven.locator("textarea.memo").press_sequentially("rare", delay=10)  # typing: no shortcut fires
+    expect(seven.locator(".mine")).to_have_text("not decided")
+    page.keyboard.press("Escape")  # leaves the memo for its card
+    expect(seven).to_be_focused()
+    page.keyboard.press("r")
+    expect(seven.locator(".mine")).to_have_text("you: rejected")
+    expect(page.locator("#excerpt-next")).to_be_focused()  # nothing left here: next excerpt
+    expect(page.locator("#coding-status")).to_contain_text("press n")
+
+    page.keyboard.press("n")
+    expect(page.locator("#excerpt-id")).to_have_text("p38")
+    expect(page.locator("#excerpt-heading")).to_be_focused()
+    page.keyboard.press("p")
+    expect(page.locator("#excerpt-id")).to_have_text("p36")
+    page.keyboard.press("j")  # to the codes: the first, then the next
+    expect(five).to_be_focused()
+    page.keyboard.press("j")
+    expect(seven).to_be_focused()
+    page.keyboard.press("k")
+    expect(five).to_be_focused()
+
+    # Add a code that was not suggested: search the codebook, read its definition, add it.
+    page.locator("#add-code-search").press_sequentially("resonate", delay=10)  # "a" and "r" typed, not fired
+    expect(page.locator("#add-code-select option")).to_have_count(1)
+    page.locator("#add-code-search").press("ArrowDown")
+    expect(page.locator("#add-code-select")).to_be_focused()
+    expect(page.locator("#add-code-definition")).to_contain_text(load_codebook().code("UA-C2").definition)
+    page.click("#add-code")
+    added = page.locator('#added-codes li[data-code="UA-C2"]')
+    expect(added.locator(".mine")).to_have_text("you: added")
+    expect(added).to_be_focused()
+    expect(added.locator(".definition .def")).to_have_text(load_codebook().code("UA-C2").definition)
+    expect(page.locator('#add-code-select option[value="UA-C2"]')).to_have_count(0)
+
+    with CodingStore(app.study.store_path) as store:
+        mine = store.decisions("bob")
+    assert mine[["unit_id", "code_id", "action"]].values.tolist() == [
+        ["p36", "SE-C5", "accept"], ["p36", "SE-C7", "reject"], ["p36", "UA-C2", "add"]]
+    assert mine["memo"].tolist()[1] == "rare"

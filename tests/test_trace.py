@@ -255,3 +255,169 @@ def test_saving_the_index_removes_what_a_killed_save_left(tmp_path):
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
     assert TraceIndex.load(cache) is not None
+
+
+# --------------------------------------------------------------------------- normalise, then check
+
+HOMOGLYPHS = str.maketrans("aeopcixyAEOPCHIKMTX", "аеорсіхуАЕОРСНІКМТХ")  # Latin -> Cyrillic look-alikes
+
+
+def _inside_words(text, mark):
+    """``mark`` after the second letter of every word of 4+ letters (where a reader never notices)."""
+    return " ".join(w[:2] + mark + w[2:] if len(w) >= 4 else w for w in text.split(" "))
+
+
+HIDDEN = {
+    "soft hyphen": _inside_words(SOURCE, "\u00ad"),
+    "zero-width space": _inside_words(SOURCE, "\u200b"),
+    "zero-width joiner and non-joiner": _inside_words(_inside_words(SOURCE, "\u200d"), "\u200c"),
+    "byte order mark and word joiner": "\ufeff" + _inside_words(SOURCE, "\u2060"),
+    "bidi marks": _inside_words(SOURCE, "\u200e\u2066\u2069"),
+    "hair space": _inside_words(SOURCE, "\u200a"),
+    "fullwidth letters": "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in SOURCE),
+    "cyrillic homoglyphs": SOURCE.translate(HOMOGLYPHS),
+    "all at once": _inside_words(SOURCE.translate(HOMOGLYPHS), "\u00ad\u200b"),
+    "combining marks": _inside_words(SOURCE, "\u0301"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HIDDEN))
+def test_a_verbatim_quote_with_hidden_characters_stays_traceable(index, name):
+    hidden = HIDDEN[name]
+    assert hidden != SOURCE
+    assert words(hidden) == words(SOURCE)
+    row = _one(index, hidden)
+    assert row["verdict"] == "traceable" and row["source_rank"] == 1
+    assert row["longest_shared_run"] == len(words(SOURCE))
+
+
+def test_hidden_characters_in_the_forum_are_normalised_too():
+    """The index reads posts the same way: a post typed with look-alikes is found by plain words."""
+    post = "My CPN said the waiting list for trauma therapy is nine months long"
+    index = TraceIndex.build(["src", "other"], [_inside_words(post.translate(HOMOGLYPHS), "\u00ad"),
+                                                 "nothing to do with it at all"])
+    row = index.check([{"quote_id": "q", "source_post_id": "src", "text": post}], Thresholds())[0]
+    assert row["verdict"] == "traceable" and row["longest_shared_run"] == len(words(post))
+
+
+def test_word_spans_give_the_words_of_words_with_offsets_into_the_original():
+    from postkit.disguise.trace import word_spans
+
+    samples = list(HIDDEN.values()) + [
+        "Café naïve ﬁne ½ İstanbul Straße ΣΊΣΥΦΟΣ don’t ｄｏｎ＇ｔ",
+        "e\u0301te\u0301 \u1100\u1161\u11a8 ｶﾞｷﾞ 𝐛𝐨𝐥𝐝 ⓒircled",
+        "",
+        "\u00ad\u200b",
+        "emoji 😀 between 👍🏽 words",
+    ]
+    for text in samples:
+        spans = word_spans(text)
+        assert [w for _, _, w in spans] == words(text), text
+        for start, end, _ in spans:
+            assert 0 <= start < end <= len(text)
+    # a word with a soft hyphen inside spans the whole visible word
+    text = "I co\u00adpe badly"
+    assert [(text[s:e], w) for s, e, w in word_spans(text)] == [("I", "i"), ("co\u00adpe", "cope"), ("badly", "badly")]
+
+
+def test_genuine_words_of_other_scripts_are_kept():
+    assert words("Привет, как дела") == ["привет", "как", "дела"]
+    assert words("рор") == ["pop"]  # every letter a Latin look-alike: read as the Latin word
+
+
+# --------------------------------------------------------------------------- where the index lives
+
+
+def test_the_default_cache_is_private_and_reused(corpus, tmp_path, monkeypatch):
+    from postkit.disguise.trace import default_index_dir, fingerprint_file
+
+    monkeypatch.setenv("POSTKIT_CACHE_DIR", str(tmp_path / "cache"))
+    ids, texts = corpus
+    corpus_csv = _write(tmp_path / "posts.csv", {"post_id": ids, "text": texts})
+    quotes_csv = _write(tmp_path / "quotes.csv", {"quote_id": ["q1"], "source_post_id": ["src"], "text": [SOURCE]})
+    first = check_file(quotes_csv, corpus_csv, tmp_path / "out.csv", thresholds=Thresholds())
+    second = check_file(quotes_csv, corpus_csv, tmp_path / "out2.csv", thresholds=Thresholds())
+    assert (first["index"], second["index"]) == ("built", "cached")
+    folder = default_index_dir(fingerprint_file(corpus_csv))
+    assert folder.parent == tmp_path / "cache" / "trace-index"
+    for path in (folder.parent, folder):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    # the same file read with other columns is another corpus, so another key
+    assert fingerprint_file(corpus_csv, {"text": "body"}) != fingerprint_file(corpus_csv)
+
+
+def test_an_open_cache_folder_is_made_private(tmp_path, monkeypatch):
+    from postkit.disguise.trace import default_index_dir
+
+    monkeypatch.setenv("POSTKIT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "trace-index").mkdir(parents=True, mode=0o755)
+    (tmp_path / "cache" / "trace-index").chmod(0o755)
+    default_index_dir("a" * 64)
+    assert (tmp_path / "cache" / "trace-index").stat().st_mode & 0o777 == 0o700
+    with pytest.raises(PostkitError, match="cache key"):
+        default_index_dir("../../etc")
+
+
+def test_an_index_folder_inside_a_run_or_review_folder_is_refused(corpus, tmp_path):
+    from postkit.disguise.trace import refuse_shared_location
+
+    run = tmp_path / "run"
+    (run / "disguise").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    review = tmp_path / "review"
+    review.mkdir()
+    (review / "suggestions.jsonl").write_text("")
+    for inside in (run / "disguise" / "index", run / "idx", review / "index", review / "a" / "b"):
+        with pytest.raises(PostkitError, match="may not be kept inside a run or review folder"):
+            refuse_shared_location(inside)
+    with pytest.raises(PostkitError, match="inside a run or review folder"):
+        refuse_shared_location(tmp_path / "study" / "idx", tmp_path / "study")  # the folder about to be written
+    refuse_shared_location(tmp_path / "private-index")  # elsewhere is fine
+    ids, texts = corpus
+    corpus_csv = _write(tmp_path / "posts.csv", {"post_id": ids, "text": texts})
+    quotes_csv = _write(tmp_path / "quotes.csv", {"quote_id": ["q1"], "source_post_id": ["src"], "text": [SOURCE]})
+    with pytest.raises(PostkitError, match="inside a run or review folder"):
+        check_file(quotes_csv, corpus_csv, tmp_path / "out.csv", index_dir=run / "disguise" / "index")
+    assert not (run / "disguise" / "index").exists()
+
+
+# --------------------------------------------------------------------------- what may not be published
+
+
+@pytest.mark.parametrize("text, code_point, why", [
+    ("co\u00adpe", "U+00AD SOFT HYPHEN", "invisible"),
+    ("co\u200bpe", "U+200B ZERO WIDTH SPACE", "invisible"),
+    ("co\u200cpe", "U+200C ZERO WIDTH NON-JOINER", "invisible"),
+    ("co\u200dpe", "U+200D ZERO WIDTH JOINER", "invisible"),
+    ("\ufeffcope", "U+FEFF ZERO WIDTH NO-BREAK SPACE", "invisible"),
+    ("co\u202epe", "U+202E RIGHT-TO-LEFT OVERRIDE", "invisible"),
+    ("co\u2066pe", "U+2066 LEFT-TO-RIGHT ISOLATE", "invisible"),
+    ("co\u200ape", "U+200A HAIR SPACE", "narrow space"),
+    ("ｃope", "U+FF43 FULLWIDTH LATIN SMALL LETTER C", "compatibility form of 'c'"),
+    ("𝐜ope", "U+1D41C MATHEMATICAL BOLD SMALL C", "compatibility form of 'c'"),
+    ("ﬁne", "U+FB01 LATIN SMALL LIGATURE FI", "compatibility form of 'fi'"),
+    ("cоpe", "U+043E CYRILLIC SMALL LETTER O", "cyrillic look-alike of Latin 'o'"),
+    ("рор", "U+0440 CYRILLIC SMALL LETTER ER", "cyrillic look-alike of Latin 'p'"),
+    ("αpple", "U+03B1 GREEK SMALL LETTER ALPHA", "greek look-alike of Latin 'a'"),
+])
+def test_hidden_characters_are_named_by_code_point(text, code_point, why):
+    from postkit.disguise.study import publication_problem
+    from postkit.identity import character_label, hidden_characters
+
+    found = hidden_characters(text)
+    assert found and character_label(found[0][1]) == code_point and why in found[0][2]
+    problem = publication_problem(text)
+    assert code_point in problem and "at character" in problem and text not in problem
+
+
+@pytest.mark.parametrize("text", [
+    "Plain ASCII text, with punctuation; and numbers 42.",
+    "Café, naïve, déjà vu, São Paulo, Zoë — “curly quotes” and don’t…",
+    "I ❤️ this group 👩‍💻 1️⃣ 🏳️‍🌈 👍🏽 and m² ½",
+    "Привет, как дела",  # a genuine word of another script
+    "10\u00a0mg",  # a no-break space is visible as a space
+])
+def test_ordinary_text_may_be_published(text):
+    from postkit.identity import hidden_characters
+
+    assert hidden_characters(text) == []

@@ -9,8 +9,10 @@ For every quote the suggester
    synonyms for the most findable third, two thirds or all replaceable words; grammar
    and word order only; and grammar plus synonyms — with identifying details blurred,
    and any 5-word run still shared with the source broken;
-3. adds the candidates of any external paraphraser (a Python callable or a command that
-   reads the quote on stdin and writes one candidate per line), scored the same way;
+3. adds the candidates of any external paraphraser (a Python callable, a command that
+   reads the quote on stdin and writes one candidate per line, or a language model on
+   this machine behind an OpenAI-compatible chat endpoint, see :mod:`postkit.disguise.llm`),
+   scored the same way;
 4. checks every candidate against the corpus index in one batch, scores meaning
    preservation (:mod:`postkit.disguise.meaning`), and ranks them: disguised before
    at risk before traceable, then by meaning score, then by fewer edits.
@@ -114,6 +116,28 @@ def command_paraphraser(command: str, timeout: float = EXTERNAL_TIMEOUT_S) -> Ex
         return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
     return External(f"external: {argv[0]}", run)
+
+
+def chat_paraphraser(url: str, *, model: str | None = None, prompt_path: str | Path | None = None,
+                     allow_remote: bool = False, timeout: float | None = None) -> External:
+    """A language model behind an OpenAI-compatible chat endpoint (Ollama, llama.cpp, vLLM).
+
+    Refuses a host that is not this machine unless ``allow_remote``; checks at once that the
+    server answers (before any slow indexing) and picks its model when it serves just one.
+    The prompt comes from ``rules/disguise/paraphraser_prompt.yaml`` unless ``prompt_path``.
+    """
+    from .llm import DEFAULT_TIMEOUT_S, ChatParaphraser, load_prompt
+
+    client = ChatParaphraser(url, model=model, prompt=load_prompt(prompt_path), allow_remote=allow_remote,
+                             timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout).connect()
+    return External(client.label, client)
+
+
+def describe_external(external: External) -> dict[str, Any]:
+    """What a run records about a paraphraser: its label, and for a language model where, which
+    model and the prompt's sha256."""
+    describe = getattr(external.run, "describe", None)
+    return {"label": external.label} | (describe() if callable(describe) else {})
 
 
 def _external_texts(external: External, text: str) -> list[str]:
@@ -278,24 +302,33 @@ def suggest_file(
 ) -> dict[str, Any]:
     """Suggest candidates for every quote; write OUT and/or a review folder (``study_dir``).
 
-    A review folder holds ``suggestions.jsonl`` and the index (``index/``) that
-    ``postkit review serve`` and ``postkit disguise export`` need. Nothing is written
-    unless every quote was processed.
+    A review folder holds ``suggestions.jsonl`` and ``index.json``, which names the index
+    that ``postkit review serve`` and ``postkit disguise export`` need. The index itself
+    is cached privately (or in ``index_dir``, never inside the review or a run folder): it
+    holds the text of every post of the corpus. Nothing is written unless every quote
+    was processed.
     """
+    import shutil
+
     import pandas as pd
 
+    from ..hashing import sha256_path
     from ..io import OutputSet, jsonable
-    from .study import INDEX_DIR, SUGGESTIONS_FILE
-    from .trace import errors_at_file_rows, load_index, load_thresholds, read_quotes
+    from .study import INDEX_RECORD, LEGACY_INDEX_DIR, SUGGESTIONS_FILE, index_record
+    from .trace import errors_at_file_rows, fingerprint_file, load_index, load_thresholds, read_quotes
+    from .trace import refuse_shared_location
 
     if output_path is None and study_dir is None:
         raise PostkitError("nowhere to write the suggestions", fix="pass --output FILE and/or --study DIR")
+    if index_dir is not None:
+        refuse_shared_location(index_dir, study_dir)
     thresholds = thresholds or load_thresholds()
     frame, records = read_quotes(quotes_path)
     started = time.perf_counter()
-    if study_dir is not None and index_dir is None:
-        index_dir = Path(study_dir) / INDEX_DIR
-    index, how = load_index(corpus_path, index_dir, on_index_progress, corpus_columns)
+    corpus_sha256 = sha256_path(corpus_path) if Path(corpus_path).exists() else None
+    fingerprint = fingerprint_file(corpus_path, corpus_columns, file_sha256=corpus_sha256) \
+        if corpus_sha256 else None
+    index, how = load_index(corpus_path, index_dir, on_index_progress, corpus_columns, fingerprint=fingerprint)
     index_seconds = time.perf_counter() - started
     with errors_at_file_rows(quotes_path, frame):
         index.source_keys(records)  # every source known, before the slow part
@@ -320,7 +353,14 @@ def suggest_file(
             with open(temp, "w", encoding="utf-8", newline="\n") as handle:
                 for row in rows:
                     handle.write(json.dumps(jsonable(row), ensure_ascii=False) + "\n")
-    return summarise(rows) | {"posts": len(index), "index": how,
+            _, temp = outputs.file(Path(study_dir) / INDEX_RECORD)
+            record = index_record(index, Path(study_dir), corpus=corpus_path, column_map=corpus_columns,
+                                  corpus_sha256=corpus_sha256, location=index_dir)
+            Path(temp).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    legacy = Path(study_dir) / LEGACY_INDEX_DIR if study_dir is not None else None
+    if legacy is not None and (legacy / "meta.json").is_file():
+        shutil.rmtree(legacy)  # an older postkit's copy of the whole forum, now cached privately
+    return summarise(rows) | {"posts": len(index), "index": how, "index_key": index.fingerprint,
                               "timings": {"index": round(index_seconds, 3), "suggest": round(suggest_seconds, 3)}}
 
 

@@ -21,12 +21,25 @@ and turns them into a verdict with the thresholds in ``rules/disguise/thresholds
 (see :class:`Thresholds`). The search is only as good as the corpus: index the whole
 forum, not just the sampled posts, or a rank of "not found" means little.
 
-Normalisation (identical for index, queries, runs and 5-grams): lowercase; curly and
-modifier apostrophes become ``'``; words are runs of letters/digits, optionally joined by
-inner apostrophes (``don't``, ``i'm``); everything else separates words. BM25 also drops
-bm25s's English stopword list; runs and 5-grams keep every word, like a phrase search.
-No stemming (PyStemmer is not a dependency), so "felt" and "feel" are different words —
-which makes the check slightly *lenient* on inflected paraphrases.
+Normalisation (identical for index, queries, runs and 5-grams): first the text a search
+that ignores hiding tricks would see (:func:`postkit.identity.search_form`: invisible
+characters such as soft hyphens and zero-width spaces removed, NFKD so fullwidth letters
+and ligatures become plain ones, accents dropped), so a verbatim quote with a soft hyphen
+inside a word is still a verbatim quote; curly and modifier apostrophes become ``'``;
+words are runs of letters/digits, optionally joined by inner apostrophes (``don't``,
+``i'm``); everything else separates words; a word typed with look-alike letters of
+another script is folded to Latin (:func:`postkit.identity.fold_look_alikes`, Unicode
+TR39), then case-folded. BM25 also drops bm25s's English stopword list; runs and 5-grams
+keep every word, like a phrase search. No stemming (PyStemmer is not a dependency), so
+"felt" and "feel" are different words — which makes the check slightly *lenient* on
+inflected paraphrases.
+
+Where the index lives: it holds every word of every post of the forum, consented or not,
+so it never goes into a folder that is shared with reviewers. By default it is cached in
+a private folder (mode 0700) outside any run or study folder — ``$POSTKIT_CACHE_DIR/trace-index/KEY/``
+or ``~/.cache/postkit/trace-index/KEY/`` — keyed by the corpus's hash
+(:func:`fingerprint_file`), so every run over the same forum reuses it; a folder chosen
+with ``--index`` is refused inside a run or review folder (:func:`refuse_shared_location`).
 
 Everything runs offline: bm25s is used only for its in-memory index and save/load,
 never its Hugging Face hub features.
@@ -58,9 +71,10 @@ import pandas as pd
 import yaml
 
 from ..errors import PostkitError
+from ..identity import fold_look_alikes, search_form, search_form_of_char
 from ..io import publish
 
-FORMAT_VERSION = 1  # bump when normalisation or the saved layout changes: old caches rebuild
+FORMAT_VERSION = 2  # bump when normalisation or the saved layout changes: old caches rebuild
 NGRAM = 5
 VERDICTS = ("traceable", "at risk", "disguised")
 OUTPUT_COLUMNS = (
@@ -81,20 +95,43 @@ def _stopwords() -> frozenset[str]:
 STOPWORDS = _stopwords()
 
 
+def _fold(word: str) -> str:
+    """One word of the search form: look-alike letters folded to Latin, then case-folded."""
+    if word.isascii():
+        return word.lower()
+    folded = fold_look_alikes(word)
+    return folded.lower() if folded.isascii() else search_form(folded.casefold())
+
+
 def words(text: Any) -> list[str]:
     """The normalised words of a text (see the module docstring); non-strings give []."""
     if not isinstance(text, str):
         return []
-    return _WORD.findall(text.lower().translate(_APOSTROPHES))
+    if text.isascii():  # nearly every post of an English forum: no Unicode work at all
+        return _WORD.findall(text.lower().translate(_APOSTROPHES))
+    plain = search_form(text).translate(_APOSTROPHES)
+    if plain.isascii():
+        return _WORD.findall(plain.lower())
+    return [_fold(word) for word in _WORD.findall(plain)]
 
 
 def word_spans(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, normalised word) for each word, normalised as :func:`words` does.
+    """(start, end, normalised word) for each word; the words are exactly :func:`words`'s.
 
-    Apostrophes are mapped one character to one, so offsets index the original text.
+    Offsets index the original text: the search form is built character by character,
+    remembering which original character each of its characters came from, so a word
+    with a soft hyphen inside spans the hyphen too.
     """
-    translated = text.translate(_APOSTROPHES)
-    return [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(translated)]
+    if text.isascii():
+        translated = text.translate(_APOSTROPHES)
+        return [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(translated)]
+    pieces, origin = [], []
+    for position, char in enumerate(text):
+        plain = search_form_of_char(char) if not char.isascii() else char
+        pieces.append(plain)
+        origin.extend([position] * len(plain))
+    plain = "".join(pieces).translate(_APOSTROPHES)
+    return [(origin[m.start()], origin[m.end() - 1] + 1, _fold(m.group())) for m in _WORD.finditer(plain)]
 
 
 def shared_run_starts(quote: Sequence[Any], source: Sequence[Any], n: int) -> list[int]:
@@ -240,11 +277,96 @@ def fingerprint_texts(post_ids: Iterable[Any], texts: Iterable[Any]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint_file(path: str | Path) -> str:
-    """Cheaper fingerprint for a corpus on disk: sha256 of its bytes plus the index format."""
+def fingerprint_file(path: str | Path, column_map: Mapping[str, str] | None = None, *,
+                     file_sha256: str | None = None) -> str:
+    """Cheaper fingerprint for a corpus on disk: sha256 of its bytes, the index format and the
+    column mapping (the same file read with other columns is another corpus). It is the
+    index's cache key. ``file_sha256`` saves hashing the file again when it is known."""
     from ..hashing import sha256_path
 
-    return hashlib.sha256(f"postkit-trace-v{FORMAT_VERSION}\n{sha256_path(path)}".encode()).hexdigest()
+    digest = file_sha256 or sha256_path(path)
+    columns = f"\n{json.dumps(dict(sorted(column_map.items())))}" if column_map else ""
+    return hashlib.sha256(f"postkit-trace-v{FORMAT_VERSION}\n{digest}{columns}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- where the index lives
+
+CACHE_ENV = "POSTKIT_CACHE_DIR"
+CACHE_SUBDIR = "trace-index"
+
+
+def cache_root() -> Path:
+    """postkit's private cache: ``$POSTKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/postkit``,
+    else ``~/.cache/postkit``."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "postkit"
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (and missing parents) with mode 0700; tighten it when it is ours but open."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    mode = folder.stat().st_mode & 0o777
+    if mode & 0o077:
+        if folder.stat().st_uid != os.getuid():
+            raise PostkitError("the index cache folder is open to other users and not yours to change",
+                               path=folder, fix=f"set {CACHE_ENV} to a folder of your own")
+        folder.chmod(0o700)
+
+
+def default_index_dir(key: str) -> Path:
+    """The private cache folder of the index with this key (:func:`fingerprint_file`),
+    its parent created with mode 0700."""
+    if not re.fullmatch(r"[0-9a-f]{64}", key or ""):
+        raise PostkitError("not an index cache key (64 hexadecimal digits expected)")
+    parent = cache_root() / CACHE_SUBDIR
+    _private_folder(parent)
+    return parent / key
+
+
+def _shared_folder_holding(path: Path) -> Path | None:
+    """The run folder (``manifest.json``) or review folder (``suggestions.jsonl``) that holds ``path``."""
+    from ..locks import run_folder_of
+
+    found = run_folder_of(path, levels=6)
+    if found is not None:
+        return found
+    current = path.absolute()
+    for folder in [current, *current.parents][:7]:
+        if (folder / "suggestions.jsonl").is_file():
+            return folder
+    return None
+
+
+def refuse_shared_location(index_dir: str | Path, *shared: str | Path | None) -> None:
+    """Refuse an index folder inside a run folder, a review folder or any of ``shared``.
+
+    The index rebuilds the text of every post of the corpus (excluded ones too), and
+    those folders are handed to reviewers.
+    """
+    target = Path(index_dir).expanduser().resolve()
+    holders = [Path(f).expanduser().resolve() for f in shared if f is not None]
+    holders = [h for h in holders if target == h or h in target.parents]
+    found = holders[0] if holders else _shared_folder_holding(target)
+    if found is not None:
+        raise PostkitError(
+            "the search index may not be kept inside a run or review folder: it holds the text of every "
+            "post of the forum, excluded posts too, and that folder is shared with reviewers",
+            path=index_dir,
+            fix=f"leave out --index (it is then cached privately in {cache_root() / CACHE_SUBDIR}) or choose "
+                "a private folder outside the run",
+        )
 
 
 # --------------------------------------------------------------------------- index
@@ -377,7 +499,8 @@ class TraceIndex:
         """Write the index to ``folder`` (replaced atomically: a crash leaves the old cache).
 
         Under the folder's lock: what a killed save left beside it is removed first, and
-        when another process is saving the same cache this one leaves it to them.
+        when another process is saving the same cache this one leaves it to them. The
+        folder is created with mode 0700: it holds the words of every post.
         """
         from ..errors import PostkitError
         from ..io import new_temp_beside, remove_stale_temps
@@ -627,15 +750,24 @@ def load_index(
     index_dir: str | Path | None = None,
     on_progress: ProgressFn | None = None,
     column_map: Mapping[str, str] | None = None,
+    *,
+    cache: bool = True,
+    fingerprint: str | None = None,
 ) -> tuple[TraceIndex, str]:
     """The corpus's index: from ``index_dir`` when it was built from this exact file, else built
     (and saved there). Returns ``(index, "cached" | "built")``. ``column_map`` maps postkit's
-    names (post_id, text) to the corpus's own columns."""
+    names (post_id, text) to the corpus's own columns.
+
+    Without ``index_dir`` the index is cached in the private cache (:func:`default_index_dir`)
+    unless ``cache`` is false. ``fingerprint`` saves hashing the corpus again when known.
+    """
     from ..io import open_table
 
     corpus_reader = open_table(corpus_path, required=("post_id", "text"),
                                column_map=dict(column_map) if column_map else None)
-    fingerprint = fingerprint_file(corpus_path)
+    fingerprint = fingerprint or fingerprint_file(corpus_path, column_map)
+    if index_dir is None and cache:
+        index_dir = default_index_dir(fingerprint)
     if index_dir is not None and TraceIndex.cached_fingerprint(index_dir) == fingerprint:
         return TraceIndex.load(index_dir), "cached"
     post_ids, texts = _read_corpus(corpus_reader, on_progress)
@@ -683,8 +815,9 @@ def check_file(
 ) -> dict[str, Any]:
     """Check a quotes table against a corpus table and write one result row per quote.
 
-    The corpus index is cached in ``index_dir`` (when given) keyed by the corpus file's
-    hash, so re-checking revised quotes is fast and an edited corpus is re-indexed.
+    The corpus index is cached in ``index_dir`` (default: the private cache, see
+    :func:`default_index_dir`; never inside a run or review folder) keyed by the corpus
+    file's hash, so re-checking revised quotes is fast and an edited corpus is re-indexed.
     Returns ``{"counts": {verdict: n}, "quotes": n, "posts": n, "index": "built"|"cached",
     "timings": {...seconds}}``.
     """
@@ -692,6 +825,8 @@ def check_file(
 
     thresholds = thresholds or load_thresholds()
     timings: dict[str, float] = {}
+    if index_dir is not None:
+        refuse_shared_location(index_dir)
     frame, records = read_quotes(quotes_path)  # a bad quotes file fails before any indexing
 
     started = time.perf_counter()

@@ -47,9 +47,14 @@ API (all JSON, all need the token; errors are ``{"error": ..., "fix": ...}`` wit
 ``POST /api/decide``        ``{quote_id, action: approve|reject, text, note}`` → the decision,
                             recorded under the token's reviewer
 ``GET  /api/excerpts``      ``{coder, excerpts}``; each excerpt carries only the caller's own
-                            decisions (coders judge independently, as agreement needs)
-``POST /api/code``          ``{unit_id, code_id, action: accept|reject, memo}``; 422 for a unit
-                            not in the store or a code neither in the codebook nor suggested
+                            decisions (coders judge independently, as agreement needs), its
+                            suggestions with definitions and merged evidence, and the codes
+                            the caller added
+``GET  /api/codes``         ``{codes}`` — every codebook code with its definition and
+                            include/exclude notes (to add a code that was not suggested)
+``POST /api/code``          ``{unit_id, code_id, action: accept|reject|add|remove, memo}``; 422
+                            for a unit not in the store or a code neither in the codebook nor
+                            suggested
 ==========================  ======================================================
 
 Threads: requests are handled on their own threads (a browser keeps idle connections
@@ -432,6 +437,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _same_person({"coder": asked}, "coder", me)  # nobody reads another coder's decisions
             excerpts = self.server.call("excerpts", me.name, timeout=STUDY_TIMEOUT_S)
             self._json(HTTPStatus.OK, {"coder": me.name, "excerpts": excerpts})
+        elif path == "/api/codes":
+            self._json(HTTPStatus.OK, {"codes": self.server.call("codes", timeout=STUDY_TIMEOUT_S)})
         else:
             raise _ApiError(HTTPStatus.NOT_FOUND, "no such endpoint", f"open {self.server.url}")
 

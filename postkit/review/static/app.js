@@ -25,6 +25,7 @@
     disguised: "searching for this text does not find the source post",
   };
   const STATUS = { approve: "approved", reject: "rejected" };
+  const CODE_COLOURS = 8; // evidence colours c1 … c8 in app.css
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -39,7 +40,13 @@
     checkTimer: null,
     checkAbort: null,
     excerpts: [],
+    codes: null, // the codebook's codes, from /api/codes (for adding one that was not suggested)
     unitId: null,
+    activeCode: null, // the code a/r act on when no card has the focus
+    focusAfter: null, // what to focus once the excerpt is rendered again (after a decision or n/p)
+    memoDrafts: {}, // unit + code -> memo typed but not yet saved (memory only)
+    addPick: null,
+    deciding: false,
     excerptsLoaded: false, // false: reload the excerpts (and your decisions) before showing them
     excerptSeq: 0,
     page: null,
@@ -456,6 +463,13 @@
   }
 
   // ------------------------------------------------------------------ coding
+  //
+  // Each suggested code gets a number and a colour (classes c1 … c8 in app.css); its evidence in
+  // the excerpt is highlighted in that colour and labelled with that number, and its card shows the
+  // same number and colour, so the link never rests on colour alone. Keyboard: a/r accept/reject the
+  // active code, j/k move between codes, n/p between excerpts (never while typing in a field).
+  // After a decision the focus moves to the next undecided code, or to "Next" when none is left,
+  // and a status line says what happened (for screen readers).
 
   async function loadExcerpts() {
     const seq = ++state.excerptSeq;
@@ -463,6 +477,12 @@
     if (seq !== state.excerptSeq) return; // a later load (e.g. after a decision) wins
     state.excerpts = data.excerpts;
     state.excerptsLoaded = true;
+  }
+
+  async function loadCodes() {
+    if (state.codes) return;
+    const data = await api("GET", "/api/codes");
+    state.codes = data.codes;
   }
 
   function excerptStatus(excerpt) {
@@ -486,10 +506,14 @@
     $("excerpt-counts").textContent = `${finished} of ${state.excerpts.length} done`;
   }
 
+  function currentExcerpt() {
+    return state.excerpts.find((e) => e.unit_id === state.unitId);
+  }
+
   async function showExcerpt(id) {
-    if (!state.excerptsLoaded) {
+    if (!state.excerptsLoaded || !state.codes) {
       try {
-        await loadExcerpts();
+        await Promise.all([state.excerptsLoaded ? null : loadExcerpts(), loadCodes()]);
       } catch (error) {
         showError(error);
         return;
@@ -503,9 +527,10 @@
       go("coding", excerpts[0].unit_id);
       return;
     }
+    if (id !== state.unitId) state.activeCode = null;
     state.unitId = id;
     renderExcerptList();
-    renderExcerpt(excerpts.find((e) => e.unit_id === id));
+    renderExcerpt(currentExcerpt());
   }
 
   function evidenceSpans(text, evidence) {
@@ -513,8 +538,10 @@
     const chars = Array.from(text);
     const spans = [];
     for (const ev of evidence || []) {
-      if (chars.slice(ev.start, ev.end).join("") === ev.text) spans.push([ev.start, ev.end]);
-      else if (ev.text) {
+      if (Number.isInteger(ev.start) && Number.isInteger(ev.end) && ev.start >= 0 && ev.end > ev.start &&
+          chars.slice(ev.start, ev.end).join("") === ev.text) {
+        spans.push([ev.start, ev.end]);
+      } else if (ev.text) {
         const at = text.indexOf(ev.text);
         if (at >= 0) {
           const start = Array.from(text.slice(0, at)).length;
@@ -525,6 +552,104 @@
     return spans;
   }
 
+  /** The excerpt with each code's evidence marked in its colour; overlaps merge into one mark per piece
+   * of text, labelled (data-n, shown by CSS) with the numbers of the codes whose evidence starts there. */
+  function evidenceHighlight(text, codes) {
+    const chars = Array.from(text || "");
+    const cuts = new Set([0, chars.length]);
+    const spans = [];
+    for (const code of codes) {
+      for (const [start, end] of evidenceSpans(text || "", code.evidence)) {
+        spans.push({ start, end, code });
+        cuts.add(Math.min(chars.length, start));
+        cuts.add(Math.min(chars.length, end));
+      }
+    }
+    const points = [...cuts].sort((a, b) => a - b);
+    const fragment = document.createDocumentFragment();
+    let previous = null;
+    for (let i = 0; i + 1 < points.length; i++) {
+      const [a, b] = [points[i], points[i + 1]];
+      const piece = chars.slice(a, b).join("");
+      const covering = codes.filter((code) => spans.some((s) => s.code === code && s.start <= a && b <= s.end));
+      if (!covering.length) {
+        previous = null;
+        fragment.append(piece);
+        continue;
+      }
+      const key = covering.map((c) => c.n).join("+");
+      if (previous && previous.key === key) {
+        previous.mark.append(piece);
+        continue;
+      }
+      const starting = covering.filter((c) => !(previous && previous.codes.includes(c)));
+      const mark = el("mark", {
+        class: `evidence c${covering[0].colour}${covering.length > 1 ? ` also-c${covering[1].colour}` : ""}`,
+        "data-codes": covering.map((c) => c.code_id).join(" "),
+        "data-n": starting.length ? starting.map((c) => c.n).join("+") : null,
+        title: `evidence for ${covering.map((c) => `${c.n}: ${c.code_id} ${c.name || ""}`.trim()).join("; ")}`,
+      }, piece);
+      previous = { key, codes: covering, mark };
+      fragment.append(mark);
+    }
+    return fragment;
+  }
+
+  /** A code's definition and include/exclude notes from the codebook. */
+  function definitionList(code) {
+    return el("dl", { class: "definition" },
+      el("dt", { text: "Definition" }),
+      el("dd", { class: "def", text: code.definition || "not in this codebook (suggested with an older one)" }),
+      code.include ? el("dt", { text: "Include" }) : null,
+      code.include ? el("dd", { class: "include", text: code.include }) : null,
+      code.exclude ? el("dt", { text: "Exclude" }) : null,
+      code.exclude ? el("dd", { class: "exclude", text: code.exclude }) : null);
+  }
+
+  const DECIDED = { accept: "accepted", reject: "rejected", add: "added", remove: "removed" };
+
+  function memoKey(excerpt, codeId) {
+    return `${excerpt.unit_id}\u0000${codeId}`;
+  }
+
+  function codeCard(excerpt, code, suggested, id) {
+    const mine = excerpt.decisions[code.code_id];
+    const [yes, no] = suggested ? ["accept", "reject"] : ["add", "remove"];
+    const key = memoKey(excerpt, code.code_id);
+    const memo = el("textarea", { rows: 1, maxlength: 2000, class: "memo", "aria-label": `Memo for ${code.code_id}`,
+      placeholder: "memo (optional)" });
+    memo.value = state.memoDrafts[key] ?? (mine && mine.memo ? mine.memo : "");
+    memo.addEventListener("input", () => { state.memoDrafts[key] = memo.value; });
+    const evidence = [];
+    for (const ev of code.evidence || []) {
+      if (evidence.length) evidence.push(" · ");
+      evidence.push(el("q", { class: suggested ? `c${code.colour}` : null, text: ev.text }));
+    }
+    const card = el("li", { id, class: `code${mine ? ` d-${mine.action}` : ""}`, "data-code": code.code_id,
+      "data-yes": yes, "data-no": no, "data-suggested": suggested ? "yes" : "no", tabindex: "-1",
+      "aria-labelledby": `${id}-head ${id}-mine` },
+    el("div", { class: "head", id: `${id}-head` },
+      suggested ? el("span", { class: `chip c${code.colour}`, title: `evidence colour and number ${code.n}`,
+        "aria-label": `code ${code.n}`, text: String(code.n) }) : null,
+      el("strong", { text: code.code_id }), " ", el("span", { class: "name", text: code.name || "" }),
+      el("span", { class: "muted", text: ` · ${code.area_name || code.area || "?"} · ${code.polarity || "?"}` +
+        (suggested ? ` · score ${fmt(code.score)}` : " · added by you") })),
+    definitionList(code),
+    evidence.length ? el("p", { class: "evidence-list" }, "Evidence: ", ...evidence) : null,
+    el("p", { class: "mine", id: `${id}-mine` }, mine
+      ? el("span", { class: `badge ${["reject", "remove"].includes(mine.action) ? "s-rejected" : "s-approved"}`,
+        text: `you: ${DECIDED[mine.action] || mine.action}` })
+      : el("span", { class: "badge s-pending", text: "not decided" })),
+    memo,
+    el("div", { class: "actions" },
+      el("button", { type: "button", class: "approve", "data-action": yes, "aria-keyshortcuts": "a",
+        onclick: () => decideCode(excerpt, code.code_id, yes) }, suggested ? "Accept" : "Keep"),
+      el("button", { type: "button", class: "reject", "data-action": no, "aria-keyshortcuts": "r",
+        onclick: () => decideCode(excerpt, code.code_id, no) }, suggested ? "Reject" : "Remove")));
+    card.addEventListener("focusin", () => markActive(card));
+    return card;
+  }
+
   function renderExcerpt(excerpt) {
     const index = state.excerpts.indexOf(excerpt);
     $("excerpt-position").textContent = `${index + 1} of ${state.excerpts.length}`;
@@ -533,56 +658,221 @@
     $("excerpt-id").textContent = excerpt.unit_id;
     $("excerpt-post").textContent = excerpt.post_id || "";
     $("excerpt-forum").textContent = excerpt.forum ? `in ${excerpt.forum}` : "";
-    const allEvidence = excerpt.suggestions.flatMap((s) => evidenceSpans(excerpt.text, s.evidence));
-    clear($("excerpt-text")).append(highlighted(excerpt.text, [{ cls: "evidence", spans: allEvidence }]));
+    const codes = excerpt.suggestions.map((s, i) => ({ ...s, n: i + 1, colour: (i % CODE_COLOURS) + 1 }));
+    clear($("excerpt-text")).append(evidenceHighlight(excerpt.text, codes));
 
     const list = clear($("codes"));
-    for (const suggestion of excerpt.suggestions) {
-      const mine = excerpt.decisions[suggestion.code_id];
-      const memo = el("textarea", { rows: 1, maxlength: 2000, class: "memo",
-        "aria-label": `Memo for ${suggestion.code_id}`,
-        placeholder: "memo (optional)" });
-      memo.value = mine && mine.memo ? mine.memo : "";
-      const decideCode = (action, button) => {
-        button.closest(".actions").querySelectorAll("button").forEach((b) => (b.disabled = true));
-        codeDecision(excerpt, suggestion, action, memo.value).finally(() => {
-          button.closest(".actions").querySelectorAll("button").forEach((b) => (b.disabled = false));
-        });
-      };
-      const evidence = (suggestion.evidence || []).map((ev) => el("q", { text: ev.text }));
-      list.append(el("li", { class: `code ${mine ? `d-${mine.action}` : ""}`, "data-code": suggestion.code_id },
-        el("div", { class: "head" },
-          el("strong", { text: suggestion.code_id }), " ", el("span", { text: suggestion.name || "" }),
-          el("span", { class: "muted", text: ` · ${suggestion.area || "?"} · ${suggestion.polarity || "?"} · score ${fmt(suggestion.score)}` })),
-        evidence.length ? el("p", { class: "evidence-list" }, "Evidence: ", ...evidence) : null,
-        el("p", { class: "mine" }, mine
-          ? el("span", { class: `badge ${mine.action === "reject" ? "s-rejected" : "s-approved"}`,
-            text: `you: ${mine.action}ed` })
-          : el("span", { class: "badge s-pending", text: "not decided" })),
-        memo,
-        el("div", { class: "actions" },
-          el("button", { type: "button", class: "approve", onclick: (e) => decideCode("accept", e.currentTarget) },
-            "Accept"),
-          el("button", { type: "button", class: "reject", onclick: (e) => decideCode("reject", e.currentTarget) },
-            "Reject"))));
-    }
-    if (!excerpt.suggestions.length) list.append(el("li", { class: "muted", text: "No suggested codes." }));
+    codes.forEach((code, i) => list.append(codeCard(excerpt, code, true, `code-s${i}`)));
+    if (!codes.length) list.append(el("li", { class: "muted", text: "No suggested codes." }));
+    const added = excerpt.added || [];
+    const addedList = clear($("added-codes"));
+    added.forEach((code, i) => addedList.append(codeCard(excerpt, code, false, `code-a${i}`)));
+    $("added-box").hidden = !added.length;
+    renderAddCode(excerpt);
+    placeFocus();
   }
 
-  async function codeDecision(excerpt, suggestion, action, memo) {
+  function cards() {
+    return [...document.querySelectorAll("#codes li.code, #added-codes li.code")];
+  }
+
+  function cardOf(codeId) {
+    return cards().find((card) => card.dataset.code === codeId);
+  }
+
+  function undecided(card) {
+    return card.dataset.suggested === "yes" && !/\bd-/.test(card.className);
+  }
+
+  /** The card a/r act on: marked, and remembered across re-renders. */
+  function markActive(card) {
+    for (const other of cards()) other.classList.toggle("active", other === card);
+    state.activeCode = card ? card.dataset.code : null;
+  }
+
+  function activeCard() {
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("li.code") : null;
+    return focused || cardOf(state.activeCode) || cards().find(undecided) || cards()[0] || null;
+  }
+
+  function focusCard(card) {
+    if (!card) return;
+    markActive(card);
+    card.focus();
+    card.scrollIntoView({ block: "nearest" });
+  }
+
+  function announce(message) {
+    const status = $("coding-status");
+    status.textContent = "";
+    if (message) setTimeout(() => { status.textContent = message; }, 50); // a change, even to the same words
+  }
+
+  /** After a render: focus what the last action asked for (state.focusAfter), else keep the active card. */
+  function placeFocus() {
+    const want = state.focusAfter;
+    state.focusAfter = null;
+    const all = cards();
+    if (!want) {
+      markActive(cardOf(state.activeCode) || all.find(undecided) || null);
+      return;
+    }
+    if (want.heading) {
+      markActive(all.find(undecided) || all[0] || null);
+      $("excerpt-heading").focus();
+      announce(`Excerpt ${state.unitId}: ${$("excerpt-position").textContent}`);
+      return;
+    }
+    if (want.code) {
+      focusCard(cardOf(want.code));
+      announce(want.said);
+      return;
+    }
+    const at = all.findIndex((card) => card.dataset.code === want.after);
+    const next = [...all.slice(at + 1), ...all.slice(0, at + 1)].find(undecided);
+    if (next) {
+      focusCard(next);
+      announce(`${want.said}. Next: ${next.dataset.code}.`);
+    } else if (!$("excerpt-next").disabled) {
+      markActive(all[at] || null);
+      $("excerpt-next").focus();
+      announce(`${want.said}. Every suggested code is decided: press n for the next excerpt.`);
+    } else {
+      focusCard(all[at]);
+      announce(`${want.said}. Every suggested code is decided, and this is the last excerpt.`);
+    }
+  }
+
+  async function decideCode(excerpt, codeId, action) {
     if (!state.me) {
       showError(NO_LINK);
       return;
     }
+    if (state.deciding) return;
+    const card = cardOf(codeId);
+    const buttons = card ? [...card.querySelectorAll("button")] : [];
+    const memo = card ? card.querySelector("textarea.memo").value : "";
+    state.deciding = true;
+    buttons.forEach((b) => (b.disabled = true));
     try {
-      await api("POST", "/api/code", { unit_id: excerpt.unit_id, code_id: suggestion.code_id,
-        action, memo: memo.trim() || null });
+      await api("POST", "/api/code", { unit_id: excerpt.unit_id, code_id: codeId, action, memo: memo.trim() || null });
+      delete state.memoDrafts[memoKey(excerpt, codeId)];
       hideError();
+      const said = `${codeId} ${DECIDED[action] || action}`;
+      state.focusAfter = action === "add" && !card ? { code: codeId, said } : { after: codeId, said };
       await loadExcerpts();
       await showExcerpt(excerpt.unit_id);
     } catch (error) {
+      state.focusAfter = null;
+      buttons.forEach((b) => (b.disabled = false));
       showError(error);
+      if (card && card.isConnected) focusCard(card);
+    } finally {
+      state.deciding = false;
     }
+  }
+
+  // -- adding a code that was not suggested
+
+  function renderAddCode(excerpt) {
+    const present = new Set([...excerpt.suggestions, ...(excerpt.added || [])].map((c) => c.code_id));
+    const words = $("add-code-search").value.toLowerCase().split(/\s+/).filter(Boolean);
+    const select = clear($("add-code-select"));
+    const groups = new Map();
+    let shown = 0;
+    for (const code of state.codes || []) {
+      if (present.has(code.code_id)) continue;
+      const haystack = [code.code_id, code.name, code.area_name, code.definition, code.include]
+        .join(" ").toLowerCase();
+      if (!words.every((word) => haystack.includes(word))) continue;
+      const area = code.area_name || code.area || "other";
+      if (!groups.has(area)) groups.set(area, el("optgroup", { label: area }));
+      groups.get(area).append(el("option", { value: code.code_id, text: `${code.code_id} — ${code.name}` }));
+      shown += 1;
+    }
+    select.append(...groups.values());
+    select.value = state.addPick && [...select.options].some((o) => o.value === state.addPick) ? state.addPick : "";
+    $("add-code-count").textContent = `${shown} code${shown === 1 ? "" : "s"} match`;
+    showAddDefinition();
+  }
+
+  function showAddDefinition() {
+    const picked = $("add-code-select").value;
+    const code = (state.codes || []).find((c) => c.code_id === picked);
+    state.addPick = code ? code.code_id : null;
+    const box = clear($("add-code-definition"));
+    $("add-code").disabled = !code;
+    if (code) box.append(el("p", {}, el("strong", { text: code.code_id }), ` ${code.name}`), definitionList(code));
+  }
+
+  function addCode() {
+    const excerpt = currentExcerpt();
+    const codeId = state.addPick;
+    if (!excerpt || !codeId) return;
+    $("add-code-search").value = "";
+    state.addPick = null;
+    decideCode(excerpt, codeId, "add");
+  }
+
+  function onAddSearchKey(event) {
+    const select = $("add-code-select");
+    if ((event.key === "ArrowDown" || event.key === "Enter") && select.options.length) {
+      event.preventDefault();
+      if (!select.value) select.value = select.options[0].value;
+      showAddDefinition();
+      select.focus();
+    }
+  }
+
+  // -- keys
+
+  const KEYS = { a: "yes", r: "no", j: "next-code", k: "previous-code", n: "next-excerpt", p: "previous-excerpt" };
+
+  function typingIn(node) {
+    return node instanceof Element &&
+      node.closest("input, textarea, select, [contenteditable]:not([contenteditable='false'])") !== null;
+  }
+
+  function onKey(event) {
+    if (state.page !== "coding" || $("excerpt-body").hidden || event.defaultPrevented || event.isComposing ||
+        event.ctrlKey || event.metaKey || event.altKey) return;
+    if (typingIn(event.target)) {
+      if (event.key === "Escape" && event.target.classList.contains("memo")) {
+        event.preventDefault();
+        focusCard(event.target.closest("li.code"));
+      }
+      return;
+    }
+    const command = event.shiftKey ? undefined : KEYS[event.key.toLowerCase()]; // Caps Lock on: still a key
+    if (!command) return;
+    event.preventDefault();
+    const excerpt = currentExcerpt();
+    if (!excerpt) return;
+    if (command === "next-excerpt" || command === "previous-excerpt") {
+      const delta = command === "next-excerpt" ? 1 : -1;
+      const index = state.excerpts.indexOf(excerpt);
+      if (!state.excerpts[index + delta]) {
+        announce(delta > 0 ? "This is the last excerpt." : "This is the first excerpt.");
+        return;
+      }
+      state.focusAfter = { heading: true };
+      stepExcerpt(delta);
+      return;
+    }
+    const card = activeCard();
+    if (!card) return;
+    if (command === "yes" || command === "no") {
+      decideCode(excerpt, card.dataset.code, command === "yes" ? card.dataset.yes : card.dataset.no);
+      return;
+    }
+    const all = cards();
+    const at = all.indexOf(card);
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("li.code") : null;
+    // The first j on a fresh excerpt goes to the active card itself, not past it.
+    const step = command === "next-code" ? 1 : -1;
+    focusCard(all[focused !== card ? at : Math.max(0, Math.min(all.length - 1, at + step))]);
   }
 
   function stepExcerpt(delta) {
@@ -610,6 +900,20 @@
     $("quote-next").addEventListener("click", () => step(1));
     $("excerpt-prev").addEventListener("click", () => stepExcerpt(-1));
     $("excerpt-next").addEventListener("click", () => stepExcerpt(1));
+    $("add-code-search").addEventListener("input", () => {
+      const excerpt = currentExcerpt();
+      if (excerpt) renderAddCode(excerpt);
+    });
+    $("add-code-search").addEventListener("keydown", onAddSearchKey);
+    $("add-code-select").addEventListener("change", showAddDefinition);
+    $("add-code-select").addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        addCode();
+      }
+    });
+    $("add-code").addEventListener("click", addCode);
+    document.addEventListener("keydown", onKey);
     window.addEventListener("hashchange", route);
     if (!state.token) {
       showError(NO_LINK);
