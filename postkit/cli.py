@@ -320,6 +320,19 @@ def _entity_list(_ctx, _param, values: tuple[str, ...]):
     return tuple(chosen)
 
 
+def _locale_list(_ctx, _param, values: tuple[str, ...]):
+    """--locale uk --locale au (or uk,au): checked against the packs in rules/deid/locales/."""
+    if not values:
+        return None
+    from .deid.rules import available_locales, choose_locales
+    from .errors import PostkitError
+
+    try:
+        return choose_locales([v for value in values for v in value.split(",")])
+    except PostkitError as exc:
+        raise click.BadParameter(f"{exc.message}; choose from {', '.join(available_locales())}") from None
+
+
 @main.command("deid")
 @click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
@@ -333,6 +346,9 @@ def _entity_list(_ctx, _param, values: tuple[str, ...]):
 @click.option("--entities", multiple=True, callback=_entity_list, metavar="TYPE[,TYPE]",
               help="Only these entity types (default: all). Repeatable or comma-separated.")
 @click.option("--model", help="Another installed spaCy pipeline name or a model folder (default: the pinned one).")
+@click.option("--locale", "locales", multiple=True, callback=_locale_list, metavar="CODE",
+              help="National formats to find (phones, postcodes, ids): uk, au, us (rules/deid/locales/). "
+                   "Repeatable; default: uk.")
 @click.option("--processes", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
 @click.option("--text-column", "text_columns", multiple=True, metavar="NAME",
               help="Free-text column(s) to de-identify (default: text). Repeatable.")
@@ -349,20 +365,29 @@ def _entity_list(_ctx, _param, values: tuple[str, ...]):
 @click.option("--batch-size", default=2_000, show_default=True, type=click.IntRange(min=1),
               help="Posts per batch handed to a worker.")
 @quiet_option
-def deid(source, output, spans_out, operator, entities, model, processes, text_columns, deny_usernames,
-         deny_names, forum_pseudonyms, key_file, columns, batch_size, quiet) -> None:
-    """Remove identifiers from posts: names, usernames, contact details, UK ids, places, dates.
+def deid(source, output, spans_out, operator, entities, model, locales, processes, text_columns,
+         deny_usernames, deny_names, forum_pseudonyms, key_file, columns, batch_size, quiet) -> None:
+    """Remove identifiers from posts: names, usernames, contact details, national ids, places, dates.
 
-    Example: postkit deid kept.parquet --output deid.parquet --spans-out spans.jsonl
+    Example: postkit deid kept.parquet --output deid.parquet --spans-out spans.jsonl --locale uk --locale au
     """
+    import gc
+
+    # Speed (measured: about a tenth of a whole run, a fifth of a one-post run): start-up
+    # allocates a great many long-lived objects (spaCy, Presidio, the rules), and each
+    # default collection rescans them. Collect less often, and after the imports move
+    # what exists into the permanent generation (this also keeps forked workers' memory shared).
+    gc.set_threshold(50_000, 50, 100)
     from .deid.rules import read_word_list
     from .deid.run import DeidSettings, deidentify_file
     from .pseudonym import resolve_key
 
+    gc.freeze()
+
     key = resolve_key(key_file, outputs=[p for p in (output, spans_out) if p])  # saved only if the run succeeds
     notes: list[str] = []
     settings = DeidSettings(
-        operator=operator, model=model, entities=entities,
+        operator=operator, model=model, entities=entities, locales=locales,
         deny_usernames=tuple(read_word_list(deny_usernames)) if deny_usernames else (),
         deny_names=tuple(read_word_list(deny_names)) if deny_names else (),
     )
@@ -529,19 +554,31 @@ def export_qdc_command(codebook_path, output) -> None:
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The REFI-QDA project file (.qdpx).")
 @click.option("--name", default="postkit study", show_default=True, help="Project name shown in the QDA tool.")
-def export_qdpx_command(store, codebook_path, output, name) -> None:
-    """A REFI-QDA project: posts as sources, coder-confirmed codings only, memos as notes.
+@click.option("--posts", "posts", type=click.Path(path_type=Path), default=None,
+              help="The posts table the coded sample came from (post_id, created_at, forum): gives each "
+                   "source its Date variable (the store keeps no dates).")
+@click.option("--exported-by", "exported_by", default=None, metavar="NAME",
+              help="Who hands the project off (data steward or coder): recorded as the creator of every "
+                   "source. Default: postkit.")
+def export_qdpx_command(store, codebook_path, output, name, posts, exported_by) -> None:
+    """A REFI-QDA project: posts as sources (Forum and Date variables), coder-confirmed codings
+    only, memos where QualCoder, MAXQDA and NVivo read them.
 
-    Example: postkit export qdpx study/coding.sqlite --output study.qdpx
+    Example: postkit export qdpx study/coding.sqlite --posts sample.parquet --exported-by "J. Smith" --output study.qdpx
     """
     from .coding.codebook import load_codebook
     from .coding.refi import export_qdpx
     from .coding.store import CodingStore
 
     with CodingStore(store) as opened:
-        counts = export_qdpx(opened, load_codebook(codebook_path), output, name=name)
-    click.echo(f"{output}: {counts['sources']:,} sources, {counts['codings']:,} codings by {counts['users']} "
-               f"coder(s), {counts['notes']:,} notes")
+        counts = export_qdpx(opened, load_codebook(codebook_path), output, name=name, posts=posts,
+                             exported_by=exported_by)
+    click.echo(f"{output}: {counts['sources']:,} sources, {counts['codings']:,} codings by {counts['coders']} "
+               f"coder(s), {counts['notes']:,} notes ({counts['memos']:,} coding memos, "
+               f"{counts['rejected_memos']:,} memos on rejected codes)")
+    if posts is not None and counts["sources_with_date"] < counts["sources"]:
+        click.echo(f"  {counts['sources'] - counts['sources_with_date']:,} source(s) have no Date: "
+                   f"their post_id is not in {posts} or has no created_at")
 
 
 # --------------------------------------------------------------------------- coding
@@ -606,15 +643,19 @@ def code_load(tagged, store) -> None:
 @click.option("--coder", required=True, help="Whose sheet: only their own earlier decisions are shown.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Sheet to write (.csv or .xlsx).")
-def code_export_sheet(store, coder, output) -> None:
-    """Write a coding sheet: one row per suggested code, to accept/reject/add with a memo.
+@codebook_option
+def code_export_sheet(store, coder, output, codebook_path) -> None:
+    """Write a coding sheet: one row per suggested code (with its name and definition), to
+    accept/reject/add with a memo; an .xlsx sheet has drop-downs and a codebook tab.
 
     Example: postkit code export-sheet study/coding.sqlite --coder alice --output alice.xlsx
     """
+    from .coding.codebook import load_codebook
     from .coding.store import CodingStore, export_sheet
 
+    book = load_codebook(codebook_path)
     with CodingStore(store, read_only=True) as opened:
-        rows = export_sheet(opened, output, coder)
+        rows = export_sheet(opened, output, coder, codebook=book)
     click.echo(f"{output}: {rows:,} rows for {coder}; fill 'decision' (accept, reject, add, remove) and 'memo'")
 
 
@@ -632,6 +673,30 @@ def code_import_sheet(store, sheet, coder) -> None:
     with CodingStore(store) as opened:
         recorded = import_sheet(opened, sheet, coder)
     click.echo(f"{sheet}: recorded {recorded:,} decisions by {coder}")
+
+
+@code.command("retrain")
+@store_argument
+@codebook_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ranker file to write [default: ranker.json beside the store].")
+def code_retrain(store, codebook_path, output) -> None:
+    """Retrain the study's area ranker from the coders' decisions in the coding store.
+
+    Applied codes (accept/add) give each unit its area; a unit whose every suggestion was
+    rejected counts as "no area". Use the result with `postkit tag --ranker FILE`.
+
+    Example: postkit code retrain study/coding.sqlite
+    """
+    from .coding.codebook import load_codebook
+    from .coding.learn import retrain_from_store
+
+    result = retrain_from_store(store, output=output, codebook=load_codebook(codebook_path))
+    counts = ", ".join(f"{area} {n:,}" for area, n in result.outcomes.items())
+    click.echo(f"{result.path}: trained on {result.units:,} coded units ({counts}) from {result.decisions:,} "
+               f"decisions" + (f"; {result.skipped_ties:,} units left out (coders disagree evenly)"
+                               if result.skipped_ties else ""))
+    click.echo(f"Use it with: postkit tag INPUT --output OUTPUT --ranker {result.path}")
 
 
 @code.command("verify")
@@ -659,19 +724,37 @@ def code_verify(store, expect_head) -> None:
 @click.argument("sources", metavar="STORE_OR_SHEETS", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
 @click.option("--coders", required=True, help="Comma-separated coder names (with sheets: one per sheet, in order).")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "csv"]), default=None,
+              help="Output format (default text). json and csv are machine-readable: every statistic, "
+                   "its CI bounds, units and coders, per code and overall.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--csv", "as_csv", is_flag=True, help="Same as --format csv (one row per code and comparison).")
 @click.option("--disagreements", default=20, show_default=True, type=click.IntRange(min=0),
-              help="How many disagreements to list.")
-def agreement_command(sources, coders, fmt, disagreements) -> None:
-    """Inter-coder agreement: Cohen's kappa, Krippendorff's alpha, percent agreement.
+              help="How many disagreements to list (text, markdown, json).")
+@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Bootstrap resamples of the units for the confidence intervals; 0 leaves them out.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the bootstrap: the same data and seed give the same intervals.")
+@click.option("--confidence", default=0.95, show_default=True,
+              type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+              help="Confidence level of the intervals.")
+def agreement_command(sources, coders, fmt, as_json, as_csv, disagreements, resamples, seed, confidence) -> None:
+    """Inter-coder agreement: Cohen's kappa, Krippendorff's alpha, Gwet's AC1, PABAK, percent agreement.
 
-    Per code and overall, with interpretation bands and the excerpts coders disagree on;
-    from a store, also each coder's agreement with the rule suggestions.
+    Per code and overall, with interpretation bands, percentile bootstrap confidence
+    intervals (over units) and the excerpts coders disagree on; from a store, also each
+    coder's agreement with the rule suggestions.
 
-    Example: postkit agreement study/coding.sqlite --coders alice,bob
+    Example: postkit agreement study/coding.sqlite --coders alice,bob --json > agreement.json
     """
     from .coding.agreement import agreement, render_agreement, suggestion_agreement
     from .coding.store import CodingStore, codings_from_sheets
+
+    chosen = {f for f, on in (("json", as_json), ("csv", as_csv), (fmt, fmt is not None)) if on}
+    if len(chosen) > 1:
+        raise click.UsageError("choose one output format: --json, --csv or --format")
+    fmt = chosen.pop() if chosen else "text"
+    boot = {"resamples": resamples, "seed": seed, "confidence": confidence}
 
     names = [c.strip() for c in coders.split(",") if c.strip()]
     suggestions = None
@@ -681,18 +764,13 @@ def agreement_command(sources, coders, fmt, disagreements) -> None:
             suggestions = opened.suggestions()
     else:
         codings = codings_from_sheets(list(sources), names)
-    report = agreement(codings, coders=names)
-    click.echo(render_agreement(report, fmt=fmt, max_disagreements=disagreements))
+    report = agreement(codings, coders=names, **boot)
+    versus_rules = None
     if suggestions is not None and len(suggestions):
-        for coder, versus_rules in suggestion_agreement(codings[codings["coder"].isin(names)],
-                                                        suggestions[["unit_id", "code_id"]]).items():
-            overall = versus_rules.overall
-            click.echo(f"\nRule suggestions vs {coder}: kappa {_rounded(overall.cohen_kappa)} ({overall.kappa_band}), "
-                       f"alpha {_rounded(overall.krippendorff_alpha)} ({overall.alpha_band})")
-
-
-def _rounded(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.3f}"
+        versus_rules = suggestion_agreement(codings[codings["coder"].isin(names)],
+                                            suggestions[["unit_id", "code_id"]], **boot)
+    click.echo(render_agreement(report, fmt=fmt, max_disagreements=disagreements, versus_rules=versus_rules),
+               nl=False)
 
 
 # --------------------------------------------------------------------------- disguise
@@ -709,8 +787,10 @@ def disguise() -> None:
               help="The posts an attacker could search: ideally the whole forum, not only the consented part.")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="One row per quote: source_rank, longest_shared_run, distinctive_overlap, exact_5gram_hits, verdict.")
-@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Cache folder for the search index (built once, rebuilt when the corpus changes).")
+@click.option("--index", "--index-dir", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the search index (built once, rebuilt when the corpus changes). Default: a "
+                   "private cache, $POSTKIT_CACHE_DIR or ~/.cache/postkit. Never inside a run or review folder: "
+                   "the index holds the text of every post.")
 @click.option("--top-k", type=click.IntRange(min=1), help="Disguised quotes keep their source outside the top K "
               "results (default from rules/disguise/thresholds.yaml: 20).")
 @quiet_option
@@ -719,7 +799,7 @@ def disguise_check(quotes, corpus, output, index_dir, top_k, quiet) -> None:
 
     QUOTES has quote_id, source_post_id and text (the paraphrase to publish).
 
-    Example: postkit disguise check quotes.csv --corpus forum.parquet --output checked.csv --index .trace-index
+    Example: postkit disguise check quotes.csv --corpus forum.parquet --output checked.csv
     """
     import dataclasses
 
@@ -740,9 +820,11 @@ def disguise_check(quotes, corpus, output, index_dir, top_k, quiet) -> None:
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="One row per quote with its ranked candidates (JSONL keeps them as lists; CSV as JSON text).")
 @click.option("--study", "study_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Also write a review folder (suggestions.jsonl + index/) for `postkit review serve`.")
-@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Cache folder for the search index (default with --study: STUDY/index).")
+              help="Also write a review folder (suggestions.jsonl + index.json) for `postkit review serve`.")
+@click.option("--index", "--index-dir", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the search index. Default: a private cache ($POSTKIT_CACHE_DIR or "
+                   "~/.cache/postkit), reused across runs. Never inside the review or a run folder: the index "
+                   "holds the text of every post.")
 @click.option("--candidates", "n_candidates", default=5, show_default=True, type=click.IntRange(min=1),
               help="Candidates kept per quote, best first.")
 @click.option("--paraphraser", "python_paraphrasers", multiple=True, metavar="MODULE:FUNCTION",
@@ -750,9 +832,23 @@ def disguise_check(quotes, corpus, output, index_dir, top_k, quiet) -> None:
 @click.option("--paraphraser-cmd", "command_paraphrasers", multiple=True, metavar="COMMAND",
               help="Also score the paraphrases of this command (quote on stdin, one candidate per line "
                    "on stdout). Repeatable.")
+@click.option("--paraphraser-url", metavar="URL",
+              help="Also score the rewrites of a language model on this machine behind an OpenAI-compatible "
+                   "chat endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama), :8080/v1 (llama.cpp), :8000/v1 "
+                   "(vLLM). The prompt is rules/disguise/paraphraser_prompt.yaml.")
+@click.option("--paraphraser-model", metavar="NAME",
+              help="The model to ask (default: the server's only model).")
+@click.option("--paraphraser-prompt", type=click.Path(dir_okay=False, path_type=Path),
+              help="A prompt file of your own (a copy of rules/disguise/paraphraser_prompt.yaml).")
+@click.option("--paraphraser-timeout", type=click.FloatRange(min=1), default=120, show_default=True,
+              metavar="SECONDS", help="How long to wait for the model's answer to one quote.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a --paraphraser-url on another machine. The quotes are sensitive posts: use only "
+                   "when your ethics approval covers sending them there.")
 @quiet_option
 def disguise_suggest(quotes, corpus, output, study_dir, index_dir, n_candidates, python_paraphrasers,
-                     command_paraphrasers, quiet) -> None:
+                     command_paraphrasers, paraphraser_url, paraphraser_model, paraphraser_prompt,
+                     paraphraser_timeout, allow_remote, quiet) -> None:
     """Suggest paraphrases that cannot be searched back to the forum, scored for traceability and meaning.
 
     Candidates swap the words that make the source findable for WordNet synonyms, change
@@ -761,11 +857,22 @@ def disguise_suggest(quotes, corpus, output, study_dir, index_dir, n_candidates,
 
     Example: postkit disguise suggest quotes.csv --corpus forum.csv --study review/ --output suggestions.jsonl
     """
-    from .disguise.suggest import command_paraphraser, python_paraphraser, render_summary, suggest_file
+    from .disguise.suggest import (
+        chat_paraphraser, command_paraphraser, python_paraphraser, render_summary, suggest_file)
     from .disguise.trace import read_quotes
 
+    if paraphraser_url is None and (allow_remote or paraphraser_model or paraphraser_prompt):
+        raise PostkitError("--allow-remote, --paraphraser-model and --paraphraser-prompt go with --paraphraser-url",
+                           fix="add --paraphraser-url URL or leave them out")
     externals = [python_paraphraser(s) for s in python_paraphrasers]
     externals += [command_paraphraser(c) for c in command_paraphrasers]
+    if paraphraser_url is not None:
+        model = chat_paraphraser(paraphraser_url, model=paraphraser_model, prompt_path=paraphraser_prompt,
+                                 allow_remote=allow_remote, timeout=paraphraser_timeout)
+        if not model.run.endpoint.loopback:
+            click.echo(f"Warning: the quotes will be sent to {model.run.endpoint.where}, "
+                       "which is not this machine (--allow-remote).", err=True)
+        externals.append(model)
     total = len(read_quotes(quotes)[1])
     bar = _progress(quiet)
     with _input_progress(quiet, "index", corpus, None) as index_advance, \
@@ -791,7 +898,7 @@ def disguise_export(study_dir, output) -> None:
     """
     from .disguise.study import QuoteStudy, export_approved
 
-    with QuoteStudy.open(study_dir) as study:
+    with QuoteStudy.open(study_dir, notify=lambda message: click.echo(message, err=True)) as study:
         counts = export_approved(study, output)
     click.echo(f"Exported {counts['exported']} approved quote(s) to {output}; "
                f"{counts['rejected']} rejected and {counts['pending']} pending of {counts['quotes']}.")
@@ -1034,7 +1141,7 @@ def review_serve(study_dir, port, reviewers, no_browser) -> None:
         click.echo("Ctrl+C to stop")
 
     def open_study() -> QuoteStudy:
-        study = QuoteStudy.open(study_dir)
+        study = QuoteStudy.open(study_dir, notify=click.echo)
         click.echo("Loading the language models…")
         study.warm_up()  # before the reviewer's first keystroke, not on it
         return study

@@ -571,6 +571,16 @@ class _DatasetDir:
 # --------------------------------------------------------------------------- writing
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (a post or a coder's
+# name opening "=HYPERLINK(...)" would run as one when the CSV is opened).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula (a leading apostrophe)."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def jsonable(value: Any) -> Any:
     """Plain JSON value for any cell pandas/Arrow can hand us."""
     if value is None or value is pd.NA or value is pd.NaT:

@@ -78,7 +78,7 @@ def consent_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
 
 
 _DEID_OPTIONS = {"operator", "entities", "model", "processes", "text_columns", "key_file", "spans",
-                 "batch_size", "deny_usernames", "deny_names"}
+                 "batch_size", "deny_usernames", "deny_names", "locales"}
 
 
 @register_stage("deid")
@@ -97,6 +97,7 @@ def deid_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
         entities=tuple(config["entities"]) if config.get("entities") else None,
         deny_usernames=deny["deny_usernames"],
         deny_names=deny["deny_names"],
+        locales=_locales(context, config),
     )
     output = context.output_path("posts")
     spans = context.folder / "spans.jsonl" if config.get("spans") else None
@@ -113,7 +114,24 @@ def deid_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
     files = {"posts": output} | ({"spans": spans} if spans else {})
     return StageResult(output=output, counts=summary.as_dict(), files=files,
                        notes={"model": summary.model, "model_sha256": summary.model_sha256,
-                              "rules_sha256": summary.rules_sha256})
+                              "rules_sha256": summary.rules_sha256, "locales": list(summary.locales)})
+
+
+def _locales(context: StageContext, config: dict[str, Any]) -> tuple[str, ...] | None:
+    """``[deid] locales = ["uk", "au"]``: checked here so a bad value names the study file."""
+    if "locales" not in config:
+        return None
+    from .deid.rules import available_locales, choose_locales
+
+    value = config["locales"]
+    available = ", ".join(available_locales())
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PostkitError("[deid] locales must be a list of locale codes", path=context.study.path,
+                           fix=f'e.g. locales = ["uk", "au"]; available: {available}')
+    try:
+        return choose_locales(value)
+    except PostkitError as exc:
+        raise PostkitError(f"[deid] {exc.message}", path=context.study.path, fix=exc.fix) from None
 
 
 _SAMPLE_OPTIONS = {"per_forum", "phrases", "min_words", "seed", "by", "report"}
@@ -181,7 +199,33 @@ def tag_stage(context: StageContext, config: dict[str, Any]) -> StageResult:
                               "ranker_version": counts["ranker_version"]})
 
 
-_DISGUISE_OPTIONS = {"quotes", "quotes_from_sample", "corpus", "candidates", "max_words"}
+_DISGUISE_OPTIONS = {"quotes", "quotes_from_sample", "corpus", "candidates", "max_words", "paraphraser_url",
+                     "paraphraser_model", "paraphraser_prompt", "paraphraser_timeout", "allow_remote"}
+
+
+def _paraphrasers(context: StageContext, config: dict[str, Any]) -> list[Any]:
+    """``paraphraser_url`` (and its model, prompt, timeout, allow_remote): a language model as paraphraser."""
+    from .disguise.suggest import chat_paraphraser
+
+    study = context.study
+    if "paraphraser_url" not in config:
+        extra = sorted({"paraphraser_model", "paraphraser_prompt", "paraphraser_timeout", "allow_remote"} & set(config))
+        if extra:
+            raise PostkitError(f"[disguise] {extra[0]} goes with paraphraser_url", path=study.path,
+                               fix='add paraphraser_url = "http://127.0.0.1:11434/v1" or leave it out')
+        return []
+    allow_remote = config.get("allow_remote", False)
+    if not isinstance(allow_remote, bool):
+        raise PostkitError("[disguise] allow_remote must be true or false", path=study.path)
+    timeout = config.get("paraphraser_timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise PostkitError("[disguise] paraphraser_timeout must be a number of seconds", path=study.path)
+    prompt = study.resolve(config["paraphraser_prompt"]) if config.get("paraphraser_prompt") else None
+    try:
+        return [chat_paraphraser(str(config["paraphraser_url"]), model=config.get("paraphraser_model"),
+                                 prompt_path=prompt, allow_remote=allow_remote, timeout=timeout)]
+    except PostkitError as exc:
+        raise PostkitError(f"[disguise] {exc.message}", path=exc.path or study.path, fix=exc.fix) from None
 
 
 @register_stage("disguise")
@@ -189,11 +233,12 @@ def disguise_stage(context: StageContext, config: dict[str, Any]) -> StageResult
     """Paraphrase suggestions for the study's quotes, saved as a review folder (``RUN/disguise/``).
 
     The attacker's corpus defaults to the study's raw posts (the whole forum, consented
-    or not): that is what a reader of the paper could search.
+    or not): that is what a reader of the paper could search. Its index is cached
+    privately outside the run folder; the folder records only its key (``index.json``).
     """
     _check_options(context, "disguise", config, _DISGUISE_OPTIONS)
-    from .disguise.study import SUGGESTIONS_FILE
-    from .disguise.suggest import quotes_from_posts, render_summary, suggest_file
+    from .disguise.study import INDEX_RECORD, SUGGESTIONS_FILE
+    from .disguise.suggest import describe_external, quotes_from_posts, render_summary, suggest_file
     from .io import open_table, write_table
 
     study = context.study
@@ -215,13 +260,19 @@ def disguise_stage(context: StageContext, config: dict[str, Any]) -> StageResult
         write_table(pd.DataFrame(chosen, columns=["quote_id", "source_post_id", "text"]), quotes)
     corpus = study.resolve(config["corpus"]) if config.get("corpus") else study.posts
     output = context.folder / SUGGESTIONS_FILE
+    externals = _paraphrasers(context, config)
     with context.progress("disguise", None, "quotes") as advance:
         summary = suggest_file(quotes, corpus, None, study_dir=context.folder,
                                n_candidates=int(config.get("candidates", 5)), on_quote_progress=advance,
-                               corpus_columns=study.column_map if corpus == study.posts else None)
+                               corpus_columns=study.column_map if corpus == study.posts else None,
+                               externals=externals)
     context.echo(render_summary(summary))
     context.echo(f"Review the candidates: postkit review serve {context.final_run_folder}")
-    files = {"suggestions": output} | ({"quotes": quotes} if quotes.parent == context.folder else {})
+    files = {"suggestions": output, "index": context.folder / INDEX_RECORD} | \
+        ({"quotes": quotes} if quotes.parent == context.folder else {})
+    notes = {"corpus": str(corpus), "index_key": summary["index_key"]}
+    if externals:
+        notes["paraphrasers"] = [describe_external(e) for e in externals]
     return StageResult(output=output, counts={k: summary[k] for k in ("quotes", "before", "best",
                                                                           "best_meaning_mean")},
-                       files=files, notes={"corpus": str(corpus)})
+                       files=files, notes=notes)

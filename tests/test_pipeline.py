@@ -156,8 +156,9 @@ def test_disguise_stage_makes_a_review_folder_and_reruns_keep_human_decisions(co
     result = invoke("run", study, "--output", out)
     assert result.exit_code == 0, result.output + result.stderr
     assert "Paraphrase suggestions: 2 quotes" in result.output
-    for name in ("suggestions.jsonl", "quotes.csv", "index"):
+    for name in ("suggestions.jsonl", "quotes.csv", "index.json"):
         assert (out / "disguise" / name).exists()
+    assert not (out / "disguise" / "index").exists()  # the forum's index is cached privately, not in the run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"][-1]["counts"]["quotes"] == 2
     # the attacker's corpus is the whole forum (the raw posts), not only the consented ones
