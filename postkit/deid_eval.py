@@ -158,33 +158,11 @@ def load_real_gold(split: str, labels: str | Path, posts: str | Path) -> list[di
     changed text would score nonsense). ``split`` is ``tune``, ``score`` or ``all``.
     Raises FileNotFoundError when the posts are absent (callers skip).
     """
-    import hashlib
+    from .realdata import join_real_posts
 
-    labels, posts = Path(labels), Path(posts)
-    wanted: dict[str, dict[str, Any]] = {}
-    with labels.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                if split in ("all", row["split"]):
-                    wanted[row["post_id"]] = row
-    if not posts.exists():
-        raise FileNotFoundError(f"real posts not found at {posts}")
-    gold: list[dict[str, Any]] = []
-    with posts.open(encoding="utf-8") as handle:
-        for line in handle:
-            post = json.loads(line)
-            row = wanted.get(post["post_id"])
-            if row is None:
-                continue
-            text = post["text"]
-            if hashlib.sha256(text.encode("utf-8")).hexdigest() != row["text_sha256"]:
-                raise GoldFormatError(f"post {post['post_id']}: its text changed since it was labelled",
-                                      path=posts, fix="relabel it or restore the original posts file")
-            gold.append({"id": post["post_id"], "text": text,
-                         "spans": [dict(span, text=text[span["start"]:span["end"]]) for span in row["spans"]]})
-    order = {post_id: n for n, post_id in enumerate(wanted)}
-    return sorted(gold, key=lambda post: order[post["id"]])
+    return [{"id": row["post_id"], "text": post["text"],
+             "spans": [dict(span, text=post["text"][span["start"]:span["end"]]) for span in row["spans"]]}
+            for row, post in join_real_posts(split, labels, posts, error=GoldFormatError)]
 
 
 # -------------------------------------------------------------------- predictions

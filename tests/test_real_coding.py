@@ -52,7 +52,7 @@ def test_the_real_set_joins_by_id_and_checks_each_text(tmp_path: Path) -> None:
                      + json.dumps({"post_id": "x-2", "forum": "f", "text": "changed"}) + "\n")
     rows = load_real_cmo("tune", labels, posts)
     assert [(r["id"], r["text"], r["area"]) for r in rows] == [("x-1", text, "none")]
-    with pytest.raises(PostkitError, match="changed since it was coded"):
+    with pytest.raises(PostkitError, match="changed since it was labelled"):
         load_real_cmo("all", labels, posts)
     with pytest.raises(PostkitError, match="unknown split"):
         load_real_cmo("train", labels, posts)
