@@ -132,32 +132,68 @@ def test_a_failed_rename_puts_the_old_output_and_log_back(tmp_path, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.jsonl", "kept.parquet"]  # no temp, aside or lock
 
 
-def test_a_stopping_signal_during_a_commit_waits_until_every_output_is_in_place(tmp_path, monkeypatch):
+def _in_own_process(code: str) -> str:
+    """Run ``code`` in a fresh single-threaded Python and return what it printed.
+
+    Tests that send a signal to their own process run this way: inside pytest, threads left
+    by other tests can take a process-directed signal, so its Python handler may run only
+    after the block under test, and a stray Stopped would end the whole session."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_stopping_signal_during_a_commit_waits_until_every_output_is_in_place(tmp_path):
     out, log = _old_outputs(tmp_path)
-    real_replace = os.replace
-
-    def replace_with_a_signal(src, dst):
-        os.kill(os.getpid(), signal.SIGTERM)  # arrives between renames
-        real_replace(src, dst)
-
-    monkeypatch.setattr("os.replace", replace_with_a_signal)
-    with stop_on_signals(), pytest.raises(Stopped) as stopped:
-        _write_new(out, log)
-    assert stopped.value.signum == signal.SIGTERM and stopped.value.exit_code == 143
+    printed = _in_own_process(f"""
+        import os, signal
+        from pathlib import Path
+        import pandas as pd
+        from postkit.io import OutputSet
+        from postkit.signals import Stopped, stop_on_signals
+        out, log = Path({str(out)!r}), Path({str(log)!r})
+        real_replace = os.replace
+        def replace_with_a_signal(src, dst):
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives between renames
+            real_replace(src, dst)
+        os.replace = replace_with_a_signal
+        try:
+            with stop_on_signals():
+                with OutputSet() as outputs:
+                    outputs.table(out).write(pd.DataFrame({{"post_id": ["p1", "p2"], "text": ["one", "two"]}}))
+                    _, log_temp = outputs.file(log)
+                    log_temp.write_text("new log\\n")
+            print("not stopped")
+        except Stopped as stopped:
+            print(stopped.signum, stopped.exit_code)
+    """)
+    assert printed == f"{int(signal.SIGTERM)} 143"
     assert _state(out, log) == ("new", "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.jsonl", "kept.parquet"]
 
 
-def test_publishing_a_folder_is_not_cut_in_half_by_a_signal(tmp_path, monkeypatch):
+def test_publishing_a_folder_is_not_cut_in_half_by_a_signal(tmp_path):
     """The run folder: between moving the old one aside and renaming the new one in."""
     final, temp = tmp_path / "run", tmp_path / ".run.0000abcd.tmp-postkit"
     for folder, text in ((final, "old"), (temp, "new")):
         folder.mkdir()
         (folder / "manifest.json").write_text(text)
-    real_replace = os.replace
-    monkeypatch.setattr("os.replace", lambda s, d: (os.kill(os.getpid(), signal.SIGINT), real_replace(s, d)))
-    with stop_on_signals(), pytest.raises(Stopped):
-        publish(temp, final)
+    printed = _in_own_process(f"""
+        import os, signal
+        from pathlib import Path
+        from postkit.io import publish
+        from postkit.signals import Stopped, stop_on_signals
+        real_replace = os.replace
+        os.replace = lambda s, d: (os.kill(os.getpid(), signal.SIGINT), real_replace(s, d))
+        try:
+            with stop_on_signals():
+                publish(Path({str(temp)!r}), Path({str(final)!r}))
+            print("not stopped")
+        except Stopped as stopped:
+            print(stopped.signum)
+    """)
+    assert printed == str(int(signal.SIGINT))
     assert (final / "manifest.json").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
@@ -166,9 +202,7 @@ def test_publishing_a_folder_is_not_cut_in_half_by_a_signal(tmp_path, monkeypatc
 
 
 def test_deferred_signals_take_effect_when_the_block_ends():
-    """In a fresh single-threaded process: inside pytest, threads left by other tests can take a
-    process-directed signal, so its Python handler may run only after the block under test."""
-    code = textwrap.dedent("""
+    printed = _in_own_process("""
         import os, signal
         from postkit.signals import Stopped, deferred, stop_on_signals
         reached = []
@@ -181,8 +215,7 @@ def test_deferred_signals_take_effect_when_the_block_ends():
             except Stopped as stopped:
                 print(reached, stopped.exit_code)
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "['after the signal'] 129", result.stderr
+    assert printed == "['after the signal'] 129"
 
 
 def test_handlers_are_restored_and_ignored_signals_stay_ignored():
