@@ -310,9 +310,9 @@ def test_the_suggest_command_uses_the_model(tmp_path):
 def test_the_disguise_stage_takes_a_paraphraser_url(corpus, tmp_path):
     posts = pd.read_csv(corpus["posts"], dtype=str, keep_default_na=False)
     study = corpus["folder"] / "study.toml"
-    base = (f'[study]\nname = "llm"\noutput = "run"\nformat = "csv"\n[inputs]\nposts = "posts.csv"\n'
-            f'consent = "consent.csv"\n[pipeline]\nstages = ["consent", "disguise"]\n'
-            f'[consent]\nas_of = "2025-01-01T00:00:00Z"\n[disguise]\nquotes_from_sample = 1\n')
+    base = ('[study]\nname = "llm"\noutput = "run"\nformat = "csv"\n[inputs]\nposts = "posts.csv"\n'
+            'consent = "consent.csv"\n[pipeline]\nstages = ["consent", "disguise"]\n'
+            '[consent]\nas_of = "2025-01-01T00:00:00Z"\n[disguise]\nquotes_from_sample = 1\n')
     study.write_text(base + 'paraphraser_url = "http://203.0.113.9:11434/v1"\n')
     result = CliRunner().invoke(main, ["run", str(study), "--output", str(tmp_path / "run")])
     assert result.exit_code == 1 and "[disguise] the paraphraser at http://203.0.113.9:11434" in result.stderr

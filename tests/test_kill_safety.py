@@ -24,9 +24,9 @@ from click.testing import CliRunner
 from conftest import AS_OF, snapshot
 from postkit.cli import main
 from postkit.errors import PostkitError
-from postkit.io import OutputSet, publish, read_table, stale_temps, write_table
+from postkit.io import OutputSet, read_table, stale_temps, write_table
 from postkit.locks import EXCLUSIVE, SHARED, PathLock, lock_file_for
-from postkit.signals import Stopped, deferred, stop_on_signals
+from postkit.signals import stop_on_signals
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = pd.DataFrame({"post_id": ["p1", "p2"], "text": ["one", "two"]})
