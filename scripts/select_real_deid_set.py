@@ -13,6 +13,7 @@ Reads ../shared/data/real_forum/posts.jsonl; writes only post ids (never text):
     python scripts/select_real_deid_set.py OUT.jsonl           # round 1: {"post_id", "source", "split", "cue"}
     python scripts/select_real_deid_set.py OUT.jsonl --round2  # round 2: strong-cue posts not in round 1
     python scripts/select_real_deid_set.py OUT.jsonl --round3  # round 3: more tune-only posts, cue and plain
+    python scripts/select_real_deid_set.py OUT.jsonl --round4  # round 4: fresh posts, half tune, half score
 
 Skips cleanly (exit 0, a message) when the real posts are absent.
 """
@@ -116,20 +117,47 @@ def select_round3(posts_path: Path, earlier: set[str]) -> list[dict]:
     return sorted(chosen, key=lambda row: _rank(row["post_id"]))
 
 
+ROUND4_CUE = {"beyondblue": 50, "ctreddit": 20, "cams": 25, "counselchat": 25, "rallypoint": 25, "mse": 15}
+ROUND4_PLAIN = {"beyondblue": 35, "ctreddit": 10, "cams": 15, "counselchat": 15, "rallypoint": 15, "mse": 10}
+
+
+def select_round4(posts_path: Path, earlier: set[str]) -> list[dict]:
+    """Fresh posts never drawn before, split half tune, half score by a keyed hash fixed before
+    labelling: the score split had been read (to report) several times while rules changed, so a
+    fresh score half shows whether the rules generalise beyond what the developers saw."""
+    cue_pools: dict[str, list[tuple[str, str]]] = {}
+    plain_pools: dict[str, list[tuple[str, str]]] = {}
+    for source, post_id, text in _posts_of_length(posts_path, earlier):
+        pools = cue_pools if _STRONG_CUE.search(text) else plain_pools
+        pools.setdefault(source, []).append((_rank("r4:" + post_id), post_id))
+    chosen = []
+    for counts, pools, cue in ((ROUND4_CUE, cue_pools, True), (ROUND4_PLAIN, plain_pools, False)):
+        for source, count in counts.items():
+            chosen += [{"post_id": post_id, "source": source,
+                        "split": "tune" if int(_rank("r4split:" + post_id)[-1], 16) % 2 == 0 else "score",
+                        "cue": cue, "round": 4}
+                       for _, post_id in sorted(pools.get(source, []))[:count]]
+    return sorted(chosen, key=lambda row: _rank(row["post_id"]))
+
+
 def main(argv: list[str]) -> int:
-    round2, round3 = "--round2" in argv, "--round3" in argv
-    argv = [a for a in argv if a not in ("--round2", "--round3")]
+    round2, round3, round4 = "--round2" in argv, "--round3" in argv, "--round4" in argv
+    argv = [a for a in argv if a not in ("--round2", "--round3", "--round4")]
     if len(argv) != 2:
-        print(__doc__.strip().splitlines()[0], "\nusage: select_real_deid_set.py OUT.jsonl [--round2|--round3]",
+        print(__doc__.strip().splitlines()[0], "\nusage: select_real_deid_set.py OUT.jsonl [--round2|--round3|--round4]",
               file=sys.stderr)
         return 2
     if not POSTS.exists():
         print(f"real posts not found at {POSTS}: nothing to select (skipped)")
         return 0
     rows = select(POSTS)
-    if round2 or round3:
+    if round2 or round3 or round4:
         second = select_round2(POSTS, {row["post_id"] for row in rows})
-        rows = second if round2 else select_round3(POSTS, {row["post_id"] for row in rows + second})
+        if round2:
+            rows = second
+        else:
+            third = select_round3(POSTS, {row["post_id"] for row in rows + second})
+            rows = third if round3 else select_round4(POSTS, {row["post_id"] for row in rows + second + third})
     Path(argv[1]).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     splits = {s: sum(r["split"] == s for r in rows) for s in ("tune", "score")}
     print(f"{len(rows)} posts ({sum(r['cue'] for r in rows)} with a cue); tune {splits['tune']}, "
