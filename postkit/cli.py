@@ -1074,6 +1074,33 @@ def run(study_file, output, quiet) -> None:
         click.echo(f"\nRun folder: {study.output} (stages: {stages}; manifest.json written)")
 
 
+@main.command("verify")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@public_key_option
+@click.option("--inputs", "inputs_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder holding the run's raw inputs, to check them too (found as recorded otherwise).")
+@click.option("--require-inputs", is_flag=True, help="Fail when an input cannot be found (default: not checked).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(run_dir, public_key, inputs_dir, require_inputs, as_json) -> None:
+    """Recheck a run folder: every hash in its manifest, the audit chain and its signature.
+
+    Exit 0 when nothing changed, 1 naming each changed, missing or edited file. The coding
+    store is reported as updated (coders' decisions), not as a failure.
+
+    Example: postkit verify corpora/demo/output --public-key .postkit-demo-steward.pub
+    """
+    import json as _json
+
+    from .locks import SHARED, PathLock
+    from .verify_run import verify_run
+
+    with PathLock(run_dir, mode=SHARED, purpose="postkit verify"):
+        result = verify_run(run_dir, public_key=public_key, inputs_dir=inputs_dir, require_inputs=require_inputs)
+    click.echo(_json.dumps(result.to_dict(), indent=2) if as_json else result.render())
+    if not result.ok:
+        sys.exit(1)
+
+
 @main.command("convert")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path))

@@ -18,3 +18,5 @@ export POSTKIT_KEY_DIR="$PWD/.postkit-demo-keys"
 echo
 .venv/bin/postkit audit verify corpora/demo/output/consent/audit.jsonl \
     --output corpora/demo/output/consent/posts.parquet --public-key .postkit-demo-steward.pub
+echo
+.venv/bin/postkit verify corpora/demo/output --public-key .postkit-demo-steward.pub
