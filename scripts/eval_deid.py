@@ -198,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real", choices=("tune", "score", "all"),
                         help="score on the labelled real posts (tests/data/real_deid_labels.jsonl with the texts "
                              "from ../shared/data/real_forum); read the score split only to report")
+    parser.add_argument("--round", dest="label_round", choices=("early", "4"),
+                        help="with --real: only posts of labelling rounds 1-3 ('early') or of round 4, the fresh "
+                             "draw labelled after the rules work (its score half had never been read)")
     parser.add_argument("--predictions", type=Path, metavar="OUT",
                         help="also write postkit's predictions as JSONL for ../shared/tools/deid_score.py")
     parser.add_argument("--engine", choices=("postkit", "presidio", "both"), default="both",
@@ -218,6 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"eval_deid.py: {exc}; skipped")
                 return 0
             args.data = Path(f"real posts, {args.real} split")
+            if args.label_round:
+                rounds = {row["post_id"]: str(row.get("round", "early")) for row in map(
+                    json.loads, REAL_LABELS.read_text(encoding="utf-8").splitlines()) if row}
+                gold = [post for post in gold if (rounds[post["id"]] == "4") == (args.label_round == "4")]
+                args.data = Path(f"real posts, {args.real} split, round {args.label_round}")
         else:
             gold = load_demo_gold(args.demo_corpus) if args.demo_corpus else load_gold(args.data)
         if args.demo_corpus:
