@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the tagger misses a target")
     parser.add_argument("--ranker", default="default",
                         help="area ranker file, or 'none' for the codebook cues alone (default: the packaged one)")
+    parser.add_argument("--round", dest="label_round", type=int, choices=(1, 2),
+                        help="with --real: only round 1 (the study's 'thank you for' posts) or round 2 (a wider "
+                             "gratitude draw enriched for minority areas); default both")
     parser.add_argument("--split", default=None,
                         help="keep only rows whose 'split' field equals this (e.g. tune, check)")
     args = parser.parse_args(argv)
@@ -190,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
 
             rows = load_real_cmo(args.real)
             name = f"real posts ({args.real})"
+            if args.label_round:
+                rows = [row for row in rows if row["round"] == args.label_round]
+                name = f"real posts ({args.real}, round {args.label_round})"
         else:
             rows = read_labelled(args.labelled if args.split is None else f"{args.labelled}:{args.split}")
             name = str(args.labelled)

@@ -21,7 +21,7 @@ NO_AREA = "none"
 
 
 def load_real_cmo(split: str, labels: str | Path = LABELS, posts: str | Path = POSTS) -> list[dict[str, Any]]:
-    """Rows ``{"id", "text", "area", "polarity", "second_area", "forum", "split"}`` of one split
+    """Rows ``{"id", "text", "area", "polarity", "second_area", "forum", "split", "round"}`` of one split
     (``tune``, ``score`` or ``all``), in the labels file's order.
 
     ``area`` is a theory area or ``"none"``; ``polarity`` is positive, negative or
@@ -31,5 +31,6 @@ def load_real_cmo(split: str, labels: str | Path = LABELS, posts: str | Path = P
     from ..realdata import join_real_posts
 
     return [{"id": row["post_id"], "text": post["text"], "area": row["area"], "polarity": row["polarity"],
-             "second_area": row.get("second_area"), "forum": post.get("forum"), "split": row["split"]}
+             "second_area": row.get("second_area"), "forum": post.get("forum"), "split": row["split"],
+             "round": row.get("round", 1)}
             for row, post in join_real_posts(split, labels, posts)]
