@@ -63,6 +63,7 @@ def test_the_real_set_joins_by_id_and_checks_each_text(tmp_path: Path) -> None:
 @pytest.mark.skipif(not POSTS.exists(), reason="the shared real posts are not on this machine")
 def test_the_tune_half_loads_with_its_codes() -> None:
     rows = load_real_cmo("tune")
-    assert len(rows) == 162 and {r["split"] for r in rows} == {"tune"}
+    assert len(rows) == 260 and {r["split"] for r in rows} == {"tune"}
+    assert sum(r["round"] == 1 for r in rows) == 162
     assert sum(r["area"] == "catharsis_sense_making" for r in rows) == 116
     assert LABELS.exists()
