@@ -131,3 +131,14 @@ def test_json_output(run_dir):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["ok"] is True and data["checks"]
+
+
+def test_python_dash_m_postkit_runs_the_cli():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "postkit", "verify", "--help"], capture_output=True, text=True,
+                          cwd=root, timeout=60)
+    assert done.returncode == 0 and "Usage: postkit verify" in done.stdout
