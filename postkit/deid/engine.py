@@ -156,6 +156,8 @@ class DeidEngine:
             weak_cues=cues.get("weak_name_cues", []),
             months=cues.get("month_names", []),
             month_cues=cues.get("month_cues_before", []),
+            kind_cues={"LOCATION": self.rules.patterns.get("ner_evidence", {}).get("place_cues_before", []),
+                       "ORG": self.rules.patterns.get("ner_evidence", {}).get("org_cues_before", [])},
         )
         registry = _OrderedRegistry(supported_languages=["en"])
         placeholders = {"STREET_SUFFIXES": words("street_suffixes") or ("Road", "Street", "Lane", "Avenue"),
@@ -165,7 +167,8 @@ class DeidEngine:
         registry.add_recognizer(gazetteer)
         registry.add_recognizer(CuedPatternRecognizer(self.rules.patterns.get("cued_patterns", [])))
         registry.add_recognizer(HandleCueRecognizer(known_words, cues.get("handle_cues", {}),
-                                                    spared=self.allow_place_texts))
+                                                    spared=self.allow_place_texts,
+                                                    names=words("first_names") + tuple(deny_names)))
         ner_cues = self.rules.patterns.get("ner_evidence", {})
         evidence = NerEvidence(
             common=self.common_words,
@@ -184,9 +187,15 @@ class DeidEngine:
         after = sorted({re.escape(str(c)) for c in public.get("after", [])}, key=len, reverse=True)
         # before_patterns: regexes for cues a word list cannot hold ('"Some Title" by X')
         patterns = "".join("|(?:" + str(p) + ")" for p in public.get("before_patterns", []))
-        self._public_before = re.compile(r"(?:(?:^|\W)(?:" + "|".join(before) + r")" + patterns + r")\s*[,:]?\s*$",
+        # (a title may stand between the cue and the name: "a book by Dr X")
+        self._public_before = re.compile(r"(?:(?:^|\W)(?:" + "|".join(before) + r")" + patterns + r")\s*[,:]?\s*"
+                                         r"(?:(?:dr|prof|professor|mr|mrs|ms|sir|dame)\.?\s+)?$",
                                          re.IGNORECASE) if before else None
         self._public_after = re.compile(r"^(?:" + "|".join(after) + r")\b", re.IGNORECASE) if after else None
+        # A name found once is a name wherever else the post writes it the same way; a word-name
+        # opening a sentence before "you", "it"… ("Hope you're well") stays the word.
+        self._ambiguous_names = frozenset(w.lower() for w in words("ambiguous_names"))
+        self._not_name_before = frozenset(w.lower() for w in cues.get("word_not_name_before", []))
         signoff = self.rules.patterns.get("signoff", {})
         registry.add_recognizer(SignOffRecognizer(
             closings=[str(c) for c in signoff.get("closings", [])],
@@ -289,6 +298,7 @@ class DeidEngine:
         allowed = [(doc[s].idx, doc[e - 1].idx + len(doc[e - 1])) for s, e, _ in self.allow.find(doc)]
         places = [(doc[s].idx, doc[e - 1].idx + len(doc[e - 1])) for s, e, _ in self.allow_places.find(doc)]
         findings = []
+        public: set[str] = set()  # names the post shows to be public figures
         for result in results:
             span_text = text[result.start:result.end]
             bare = span_text.strip(" .,!?")
@@ -301,12 +311,47 @@ class DeidEngine:
                     or any(a <= result.start and result.end <= b for a, b in places)):
                 continue
             if result.entity_type == "PERSON" and self._public_figure(text, result.start, result.end):
+                public.add(span_text.strip())
                 continue
             name = (result.recognition_metadata or {}).get("recognizer_name", "")
             start, end = _trim(text, result.start, result.end)
             if start < end:
                 findings.append(Finding(start, end, result.entity_type, result.score, name))
-        return findings
+        if public:
+            # "when X was President … X's policies": shown once to be a public figure, X is one
+            # in every mention
+            findings = [f for f in findings if f.entity_type != "PERSON" or text[f.start:f.end] not in public]
+        return findings + self._repeated_names(text, findings)
+
+    def _repeated_names(self, text: str, findings: list[Finding]) -> list[Finding]:
+        """Every other mention of a capitalised name found once in the post.
+
+        Why: a post that names someone twice ("I'm Will by the way. Will as in William")
+        leaks the name if only the mention with a cue is replaced. Only names written with
+        a capital (not in capitals: "KT" may be an abbreviation elsewhere) are repeated, as
+        written; a word-name opening a sentence before "you", "it"… stays the word.
+        """
+        names = {text[f.start:f.end] for f in findings if f.entity_type == "PERSON"}
+        names = {n for n in names if len(n) > 1 and n[0].isupper() and not n.isupper()
+                 and all(c.isalpha() or c in " '’-." for c in n)}
+        if not names:
+            return []
+        taken = [(f.start, f.end) for f in findings]
+        extra = []
+        for name in sorted(names):
+            for match in re.finditer(r"(?<![\w'’-])" + re.escape(name) + r"(?![\w-])", text):
+                start, end = match.span()
+                if any(a < end and start < b for a, b in taken):
+                    continue
+                if name.lower() in self._ambiguous_names:
+                    before = text[:start].rstrip(" \t\"'“‘")
+                    following = re.match(r"\s*([\w'’]+)", text[end:])
+                    if (not before or before[-1] in ".!?\n") and following is not None \
+                            and following.group(1).lower() in self._not_name_before:
+                        continue
+                extra.append(Finding(start, end, "PERSON", 0.5, "repeated_name"))
+                taken.append((start, end))
+        return extra
 
 
     def _public_figure(self, text: str, start: int, end: int) -> bool:

@@ -100,6 +100,9 @@ REGEX_FRAGMENTS: dict[str, str] = {
     "NUMBER_WORD": _FIRST + "(?:" + _TEEN_PLUS_WORD + "|" + "|".join(_UNIT_WORDS) + ")",
     "ORDINAL_WORD": (_FIRST + "(?:(?:" + "|".join(_TENS_WORDS) + r")[\s-]?(?:" + "|".join(_ORDINAL_UNITS) + ")|"
                      + "|".join(_ORDINAL_TENS + list(reversed(_ORDINAL_TEENS)) + _ORDINAL_UNITS) + ")"),
+    # an ordinal from thirteenth, in words ("eighteenth", "twenty-first", "fortieth"): a birthday
+    "ORDINAL_TEEN_PLUS": (_FIRST + "(?:(?:" + "|".join(_TENS_WORDS) + r")[\s-]?(?:" + "|".join(_ORDINAL_UNITS)
+                          + ")|" + "|".join(_ORDINAL_TENS + list(reversed(_ORDINAL_TEENS[3:]))) + ")"),
     "NOT_A_UNIT": _NOT_A_UNIT,
     "AGE_END": _AGE_END,
     # a stated age: two digits or a number word from ten, not followed by a unit; or one
@@ -228,12 +231,21 @@ class CuedPatternRecognizer(EntityRecognizer):
 # --------------------------------------------------------------------------- phrase index
 
 
+def _lower(token) -> str:
+    """A token lowercased, without a dash glued to its end: the tokenizer leaves "Emily-" in
+    "Emily- my cat" as one token, and the word lists should still see "emily"."""
+    low = token.lower_
+    if len(low) > 2 and low[-1] in "-–—" and low[-2].isalpha():
+        return low.rstrip("-–—")
+    return low
+
+
 def token_lowers(doc) -> list[str]:
     """Lowercased token texts, computed once per doc and shared by every word list
     (building spaCy Token objects is the costly part)."""
     lowers = doc.user_data.get("postkit_lowers")
     if lowers is None:
-        lowers = doc.user_data["postkit_lowers"] = [t.lower_ for t in doc]
+        lowers = doc.user_data["postkit_lowers"] = [_lower(t) for t in doc]
     return lowers
 
 
@@ -310,6 +322,10 @@ def _sentence_initial(doc, index: int) -> bool:
     return previous.text in _SENTENCE_END or "\n" in previous.text or previous.is_space
 
 
+#: name cues after a word too common to show that a lowercase word after a weak cue is a name
+_WEAK_AFTER = frozenset({"is", "was", "and", "'s", "’s", "at", "from", "who", "x", "xx"})
+
+
 @dataclass
 class GazetteerList:
     entity: str
@@ -324,11 +340,15 @@ class GazetteerRecognizer(EntityRecognizer):
     def __init__(self, tokenizer, lists: list[GazetteerList], *, surnames: Iterable[str],
                  cues_before: Iterable[str], cues_after: Iterable[str], titles: Iterable[str],
                  weak_cues: Iterable[str] = (), months: Iterable[str] = (),
-                 month_cues: Iterable[str] = ()) -> None:
+                 month_cues: Iterable[str] = (), kind_cues: dict[str, Iterable[str]] | None = None) -> None:
         self.lists = lists
+        # Cues of a place or an employer ("moved to", "work at"): a person's cues ("my sister",
+        # "and", "thanks") are no evidence that "Hope" or "Boots" is a place or a shop.
+        self.kind_cues = {entity: PhraseIndex(tokenizer, cues) for entity, cues in (kind_cues or {}).items()}
         self.surnames = {s.lower() for s in surnames}
         self.cues_before = PhraseIndex(tokenizer, cues_before)
         self.cues_after = {c.lower() for c in cues_after}
+        self.weak_cues_after = self.cues_after - _WEAK_AFTER
         self.titles = {t.lower().rstrip(".") for t in titles}
         self.weak_cues = {c.lower() for c in weak_cues}
         self.months = {m.lower() for m in months}
@@ -357,6 +377,11 @@ class GazetteerRecognizer(EntityRecognizer):
         following_token = doc[end] if end < len(doc) else None
         # quotes between a cue and a name do not break the cue: my daughter "Poppy"
         lowers = [t.lower_ for t in doc[max(0, start - 5):start] if t.text not in _QUOTES][-3:]
+        if entity != "PERSON" and entity in self.kind_cues:
+            # a one-word cue ("in", "at") counts for a capitalised word only: "in Reading", not "in hope"
+            cues = self.kind_cues[entity].phrases
+            return any(tuple(lowers[-size:]) in cues and (capital or size > 1)
+                       for size in range(len(lowers), 0, -1))
         weak_cue = False
         if not capital and token.is_stop and following_token is not None and following_token.is_alpha \
                 and following_token.text.islower() and following_token.lower_ not in self.cues_after:
@@ -371,7 +396,8 @@ class GazetteerRecognizer(EntityRecognizer):
             # "me and will said", "went with will." are names; "therapist will ask", "and deal
             # with", "the therapist may, if…" are the ordinary words: a lowercase word after a
             # weak cue is a name only before a name cue ("said") or the end of a sentence
-            return (following_token is None or following_token.lower_ in self.cues_after
+            # ("and hope is what I need": a copula or a joining word after it is no evidence)
+            return (following_token is None or following_token.lower_ in self.weak_cues_after
                     or following_token.text in (".", "!", "?") or "\n" in following_token.text)
         following = doc[end].lower_ if end < len(doc) else ""
         if token.text[:1].isupper() and following in self.cues_after:
@@ -463,10 +489,16 @@ class HandleCueRecognizer(EntityRecognizer):
       (``spared``) are not identifiers.
     * A name someone introduces themselves by that the model does not know as a word:
       "I'm Snagz.", "my name is Tilde-Rae and…" ("I'm Fine." is a word).
+    * The same two slots in lowercase when the word is a listed given name, even one that
+      is also a word ("welcome hope!", "i'm amber, 24"): the slot is the evidence. An
+      introduced lowercase word needs a comma, "!" or "here/from" after it ("i'm frank
+      about it" is the adjective).
+    * An initial someone is thanked by: "thank you B x,", "cheers J!".
     """
 
-    def __init__(self, known_words, cues: dict, spared: Iterable[str] = ()) -> None:
+    def __init__(self, known_words, cues: dict, spared: Iterable[str] = (), names: Iterable[str] = ()) -> None:
         self.known = known_words
+        self.names = frozenset(n.lower() for n in names)
         self.after = {w.lower() for w in cues.get("after", [])}
         self.before = {w.lower() for w in cues.get("before", [])}
         self.determiners = {w.lower() for w in cues.get("not_after", [])}
@@ -482,6 +514,16 @@ class HandleCueRecognizer(EntityRecognizer):
         self.introduction = re.compile(
             r"(?<![\w'’])(?i:" + "|".join(intros) + r")[ \t]+(?P<name>" + word + r")"
             r"(?=[ \t]*(?:[,.!;:\n)]|\Z|(?:and|here|from)\b))") if intros else None
+        lower_word = r"[a-z][a-z'’-]*"
+        self.greeting_lower = re.compile(
+            r"(?:^|\n|[.!?]\s+)[ \t]*(?i:" + "|".join(greetings) + r")[ \t]*,?[ \t]+"
+            r"(?P<name>" + lower_word + r")[ \t]*(?=[,!.:;\n]|\Z)") if greetings and self.names else None
+        self.introduction_lower = re.compile(
+            r"(?<![\w'’])(?i:" + "|".join(intros) + r")[ \t]+(?P<name>" + lower_word + r")"
+            r"(?=[ \t]*(?:[,!;:\n)]|\Z|(?:here|from)\b))") if intros and self.names else None
+        self.thanked_initial = re.compile(
+            r"(?<![\w'’])(?i:thanks|thank\s+you|thankyou|cheers|ta|love|hugs|bless\s+you)[ \t]+(?P<name>[A-HJ-Z])"
+            r"(?=[ \t]*(?:[xX]{1,3}\b|[,!.](?!\w)))")
         super().__init__(supported_entities=["USERNAME", "PERSON"], name="handle_cues", supported_language="en")
 
     def load(self) -> None:
@@ -514,6 +556,13 @@ class HandleCueRecognizer(EntityRecognizer):
                 if low in self.known or low in self.not_names or low in self.spared or name.isupper():
                     continue
                 results.append(self._result("PERSON", *match.span("name"), 0.55, "introduction"))
+        for regex, how in ((self.greeting_lower, "greeting"), (self.introduction_lower, "introduction")):
+            for match in regex.finditer(text) if regex is not None else ():
+                low = match.group("name").lower()
+                if low in self.names and low not in self.not_names and low not in self.spared:
+                    results.append(self._result("PERSON", *match.span("name"), 0.55, how))
+        for match in self.thanked_initial.finditer(text):
+            results.append(self._result("PERSON", *match.span("name"), 0.55, "thanked_initial"))
         return results
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
@@ -582,6 +631,8 @@ def is_acronym(text: str) -> bool:
     return 2 <= len(letters) <= 5 and letters.isalpha() and letters.isupper()
 
 
+#: a questionnaire, scale or code ("GAD-7", "PHQ-9", "PCL-5", "COVID-19"): capitals, a dash, a number
+_CODE = re.compile(r"[A-Z]{2,6}-\d{1,3}")
 _MONEY = re.compile(r"[$£€]?\d[\d.,]*\s?(?:k|m|bn|mil|grand)", re.IGNORECASE)
 #: endings of the names of conditions, symptoms and procedures ("Misophonia", "Dysthymia",
 #: "Gastritis", "Fibromyalgia"): the small model tags them as people or places
@@ -661,7 +712,12 @@ class NerRecognizer(EntityRecognizer):
         if entity == "PERSON":
             return not (_cue_before(lowers, ent.start, ev.person_before) or following in ev.person_after)
         cues = ev.org_before if entity == "ORG" else ev.place_before
-        return not (_cue_before(lowers, ent.start, cues) or following in ev.org_place_after)
+        # "X in/at/on …" shows a local place, but not for a word shouted in capitals ("the word
+        # COMPLAINT in capitals") or one everyday word opening a sentence ("Vet on Monday")
+        shouted = all(t.text.isupper() for t in ent if t.is_alpha)
+        opening = len(ent) == 1 and _sentence_initial(doc, ent.start)
+        after = following in ev.org_place_after and not shouted and not opening
+        return not (_cue_before(lowers, ent.start, cues) or after)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
         if nlp_artifacts is None:
@@ -674,7 +730,7 @@ class NerRecognizer(EntityRecognizer):
                     and ent.doc[ent.end].lower_ in self.not_name_before:
                 continue
             if entity in entities and any(c.isalpha() for c in ent.text) and not _MONEY.fullmatch(ent.text) \
-                    and not _medical_word(ent) and not self._weak(ent, entity):
+                    and not _medical_word(ent) and not _CODE.fullmatch(ent.text) and not self._weak(ent, entity):
                 # the possessive stays outside ("[Dawn]'s daughter"), so the text after the name
                 # reads "'s book" to the public-figure check
                 end = ent[-2].idx + len(ent[-2].text) if len(ent) > 1 and ent[-1].text in ("'s", "’s") \
@@ -693,7 +749,10 @@ class SignOffRecognizer(EntityRecognizer):
     ("Cheers, Mike", "Be well, Robin J. Smith, LCSW", "Thanks in advance Van"); a dash or
     tilde then a name ("- J", "~Mark (www…)"); or a last line that is only a name or an
     initial ("\\n\\nC", "\\nEllu xx"). A last line holding one everyday word ("Anyway",
-    "Help") is not a name unless the word is a listed given name.
+    "Help") is not a name unless the word is a listed given name. Initials in capitals may
+    also end the post on the line of its last sentence, after its full stop or an emoji
+    ("…next week 🌻 KT", "Love to all. R."); abbreviations there ("OK", "LOL") are left
+    to the engine's allow-lists.
     """
 
     _NAME = r"(?P<name>[A-Z][a-zA-Z'’\-]*(?:[ \t]+[A-Z]\.?)?(?:[ \t]+[A-Z][a-zA-Z'’\-]+)?\.?)"
@@ -717,6 +776,8 @@ class SignOffRecognizer(EntityRecognizer):
         self.last_line = re.compile(r"(?:\A|\n)[ \t>~\-–—]*" + self._NAME + r"[ \t]*(?:[xX]+|xo+)?[ \t.!]*\Z",
                                     re.DOTALL)
         # "…love.  Petra~Willow Bank Counseling": a name, a tilde and a practice end the post
+        self.end_initials = re.compile(r"(?:[.!?]|[^\w\s.,;:'\"’”)\]\-–—~&/])[ \t]+(?P<name>[A-Z]{1,3})\.?"
+                                       r"[ \t]*(?:[xX]+)?[ \t.!]*\Z")
         self.tilde_org = re.compile(r"(?:\A|\n|[.!?]|\s{2})[ \t]*" + self._NAME + r"[ \t]*~[ \t]*" + self._ORG + r"\Z",
                                     re.DOTALL)
         self.not_names = {n.lower() for n in not_names}
@@ -780,4 +841,9 @@ class SignOffRecognizer(EntityRecognizer):
                     if org and "ORG" in entities:
                         results.append(self._result("ORG", offset + match.start("org"), offset + match.end("org")))
                 break
+        if not results:
+            match = self.end_initials.search(tail)
+            low = match.group("name").lower() if match is not None else ""
+            if match is not None and low != "i" and low not in self.not_names and low not in self.common:
+                results.append(self._result("PERSON", offset + match.start("name"), offset + match.end("name")))
         return results

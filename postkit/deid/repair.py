@@ -10,7 +10,10 @@ A boundary is ``word.Word`` (a capitalised word or "I" after a full stop, ``!`` 
 ``?``), or ``word.word`` when both words are everyday English words ("family.members").
 Web addresses are left alone: a right-hand side that is a top-level domain
 ("example.com", "gov.uk", "bit.ly/x", "Site.Com"), or a token that holds ``www.``,
-``://``, ``@`` or a digit, or that continues with ``/``.
+``://``, ``@`` or a digit, or that continues with ``/``; and the local part of an
+e-mail address written out ("rainy.cloud at example dot net"). A quote may follow the
+full stop ('the UK."Is that'), and the pronoun "I" glued to an everyday word before it
+("HiI want") is split off too.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ com org net edu gov mil int info biz io co uk au nz ca us ie de fr es it nl be c
 cn jp kr in za br mx ar me tv ly gl gg to fm am ai app dev xyz online site store blog news page link live
 shop web wiki club uk.co ac sch nhs mod police health""".split())
 
-_CANDIDATE = re.compile(r"(?<![\w.@/:])([A-Za-z][A-Za-z'’]*[A-Za-z)\"'’])([.!?]+)([A-Za-z][a-z'’]*)(?=([\w./@:-]?))")
+#: what follows the local part of an e-mail address written out to dodge filters
+#: ("rainy.cloud at example dot net", "kez.b(at)example.com"): the dot before it is no sentence end
+_OBFUSCATED_AT = re.compile(r"\s*(?:\[at\]|\(at\)|\{at\}|\s+at\s+)[a-z0-9-]+\s*(?:\.|\[dot\]|\(dot\)|\s+dot\s+)",
+                            re.IGNORECASE)
+_CANDIDATE = re.compile(r"(?<![\w.@/:])([A-Za-z][A-Za-z'’]*[A-Za-z)\"'’])([.!?]+[\"“”'’]?)([A-Za-z][a-z'’]*)(?=([\w./@:-]?))")
+#: the pronoun glued to a greeting or word before it: "HiI want", "ThanksI was"
+_GREETINGS = frozenset({"hi", "hey", "hiya", "heya", "hello", "thanks", "thx", "ok", "okay", "yeah", "yes", "no"})
+_GLUED_I = re.compile(r"\b([A-Z]?[a-z]{2,})I(?=['’]?[a-z]{0,2}\s)")
 
 
 def repair_boundaries(text: str, known: Collection[str]) -> tuple[str, list[int]]:
@@ -35,11 +45,12 @@ def repair_boundaries(text: str, known: Collection[str]) -> tuple[str, list[int]
     ``known`` holds lowercase everyday words; both sides of a lowercase "word.word" must
     be in it for the dot to count as a sentence end.
     """
-    if "." not in text and "!" not in text and "?" not in text:
-        return text, []
-    cuts: list[int] = []
-    for match in _CANDIDATE.finditer(text):
+    cuts: list[int] = [m.end(1) for m in _GLUED_I.finditer(text)
+                       if m.group(1).lower() in known or m.group(1).lower() in _GREETINGS]
+    for match in _CANDIDATE.finditer(text) if "." in text or "!" in text or "?" in text else ():
         left, punct, right, after = match.group(1), match.group(2), match.group(3), match.group(4)
+        punct = punct.rstrip("\"“”'’")  # a quote after the full stop: 'in the UK."Is that'
+
         if after and after not in " ":
             # "site.co.uk", "bit.ly/x", "name.surname@", "x.y2": part of an address or handle
             if after in "./@:" or after.isalnum() or after == "_":
@@ -55,6 +66,8 @@ def repair_boundaries(text: str, known: Collection[str]) -> tuple[str, list[int]
         token = text[token_start:match.end()].lower()
         if "www." in token or "://" in token or "@" in token:
             continue
+        if _OBFUSCATED_AT.match(text, match.end()):
+            continue
         if punct != "." or right == "I" or low_right == "i" or low_right.startswith(("i'", "i’")):
             cuts.append(match.end(2))
         elif titled:
@@ -63,6 +76,7 @@ def repair_boundaries(text: str, known: Collection[str]) -> tuple[str, list[int]
             cuts.append(match.end(2))
     if not cuts:
         return text, []
+    cuts.sort()
     pieces, inserted, last = [], [], 0
     for n, cut in enumerate(cuts):
         pieces.append(text[last:cut])
