@@ -291,6 +291,10 @@ def verify_audit(
     the first bad line; raises :class:`PostkitError` only when a file cannot be read.
     """
     path = Path(path)
+    from .audit_merkle import is_partitioned, verify_partitioned_audit
+
+    if is_partitioned(path):  # written in partitions (the Dask engine): one chain each, a Merkle root
+        return verify_partitioned_audit(path, output, expected_head)
     if output is not None and not Path(output).exists():
         raise PostkitError("output file not found", path=output, fix="check the --output path")
     header: dict[str, Any] | None = None

@@ -109,6 +109,40 @@ batch_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 
 
+def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine, --scheduler and --workers: where a stage runs (the results are the same)."""
+    command = click.option("--workers", type=click.IntRange(min=1),
+                           help="Workers of the Dask LocalCluster (default: one per core); not with --scheduler.")(command)
+    command = click.option("--scheduler", metavar="ADDRESS",
+                           help="A running Dask scheduler (e.g. tcp://HOST:8786, from dask-jobqueue on HPC) for "
+                                "--engine dask; default: a LocalCluster on this machine.")(command)
+    return click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                        help="Run here, streaming (local), or on a Dask cluster (dask: pip install 'postkit[dask]'). "
+                             "Same kept posts, decisions and sample either way.")(command)
+
+
+def _open_engine(name: str, scheduler: str | None, workers: int | None, quiet: bool) -> Any:
+    """None for the local engine (postkit's own streaming), else a started Dask engine.
+
+    On Dask, says where it runs and prints the dashboard link (on stderr, unless --quiet).
+    """
+    if name == "local":
+        if scheduler or workers:
+            raise PostkitError("--scheduler and --workers need --engine dask",
+                               fix="add --engine dask, or drop them")
+        return None
+    if scheduler and workers:
+        raise PostkitError("--workers sizes a LocalCluster; a --scheduler's cluster has its own workers",
+                           fix="drop --workers, or drop --scheduler")
+    from .engine import get_engine
+
+    engine = get_engine(name, scheduler=scheduler, workers=workers)
+    if not quiet:
+        link = engine.dashboard_link()
+        _echo_err(f"Dask: {engine.describe()}" + (f"; dashboard {link} (needs bokeh)" if link else ""))
+    return engine
+
+
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -171,8 +205,9 @@ def consent() -> None:
 @click.option("--ignore-later-withdrawals", is_flag=True,
               help="Keep posts whose authors opted out or withdrew after --as-of (default: such posts are "
                    "excluded as WITHDRAWN_LATER). Only to reproduce an old run exactly; written in the log.")
+@engine_options
 def consent_filter(posts, consent_path, output, audit, as_of, key_file, signing_key, columns, consent_columns,
-                   batch_size, quiet, ignore_later_withdrawals) -> None:
+                   batch_size, quiet, ignore_later_withdrawals, engine, scheduler, workers) -> None:
     """Keep posts whose author's latest applicable consent record is an opt-in.
 
     Every post gets a decision and a reason in the audit log; the log's head hash is
@@ -189,13 +224,18 @@ def consent_filter(posts, consent_path, output, audit, as_of, key_file, signing_
     key = resolve_key(key_file, outputs=[output, audit])  # a new key is saved only if the run succeeds
     signer = resolve_signing_key(signing_key, outputs=[output, audit])
     notes: list[str] = []
-    with _input_progress(quiet, "consent", posts, columns) as advance:
-        summary = filter_consent_files(
-            posts, consent_path, output, audit, key, as_of=as_of, column_map=columns,
-            consent_column_map=consent_columns, batch_size=batch_size, on_progress=advance,
-            signing_key=signer, before_publish=lambda: notes.extend(key.persist()),
-            ignore_later_withdrawals=ignore_later_withdrawals,
-        )
+    runner = _open_engine(engine, scheduler, workers, quiet)
+    try:
+        with _input_progress(quiet, "consent", posts, columns) as advance:
+            summary = filter_consent_files(
+                posts, consent_path, output, audit, key, as_of=as_of, column_map=columns,
+                consent_column_map=consent_columns, batch_size=batch_size, on_progress=advance,
+                signing_key=signer, before_publish=lambda: notes.extend(key.persist()),
+                ignore_later_withdrawals=ignore_later_withdrawals, engine=runner,
+            )
+    finally:
+        if runner is not None:
+            runner.close()
     _announce_keys(key, notes + signer.notes)
     if not quiet:
         click.echo(summary.render())
@@ -426,8 +466,9 @@ def deid(source, output, spans_out, operator, entities, model, locales, processe
 @column_option
 @batch_option
 @quiet_option
+@engine_options
 def sample(source, output, per_stratum, phrases, min_words, seed, by, report, manifest, columns, batch_size,
-           quiet) -> None:
+           quiet, engine, scheduler, workers) -> None:
     """Draw a reproducible random sample of eligible posts per forum.
 
     Example: postkit sample deid.parquet --output sample.parquet --per-forum 120
@@ -436,12 +477,17 @@ def sample(source, output, per_stratum, phrases, min_words, seed, by, report, ma
     from .sample import default_phrases, sample_file
 
     strata = [part.strip() for part in by.split(",") if part.strip()]
-    with _input_progress(quiet, "sample", source, columns) as advance:
-        result = sample_file(
-            source, output, per_stratum=per_stratum, phrases=list(phrases) or default_phrases(),
-            min_words=min_words, seed=seed, by=strata, manifest_path=manifest, report_path=report,
-            column_map=columns, batch_size=batch_size, on_progress=advance,
-        )
+    runner = _open_engine(engine, scheduler, workers, quiet)
+    try:
+        with _input_progress(quiet, "sample", source, columns) as advance:
+            result = sample_file(
+                source, output, per_stratum=per_stratum, phrases=list(phrases) or default_phrases(),
+                min_words=min_words, seed=seed, by=strata, manifest_path=manifest, report_path=report,
+                column_map=columns, batch_size=batch_size, on_progress=advance, engine=runner,
+            )
+    finally:
+        if runner is not None:
+            runner.close()
     if not quiet:
         click.echo(result.render())
         click.echo(f"\nOutput: {output} (sha256 {result.output_sha256[:16]}…); manifest "
@@ -786,7 +832,8 @@ def disguise() -> None:
 @click.option("--corpus", required=True, type=click.Path(path_type=Path),
               help="The posts an attacker could search: ideally the whole forum, not only the consented part.")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
-              help="One row per quote: source_rank, longest_shared_run, distinctive_overlap, exact_5gram_hits, verdict.")
+              help="One row per quote: source_rank (BM25), dense_rank (passage embeddings), dense (ran / not run), "
+                   "longest_shared_run, distinctive_overlap, exact_5gram_hits, verdict.")
 @click.option("--index", "--index-dir", "index_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the search index (built once, rebuilt when the corpus changes). Default: a "
                    "private cache, $POSTKIT_CACHE_DIR or ~/.cache/postkit. Never inside a run or review folder: "
@@ -811,6 +858,8 @@ def disguise_check(quotes, corpus, output, index_dir, top_k, quiet) -> None:
     counts = check_file(quotes, corpus, output, index_dir=index_dir, thresholds=thresholds)
     if not quiet:
         click.echo(render_summary(counts))
+    elif counts.get("dense") == "not run":  # fail closed, and say why even when quiet
+        click.echo(f"Dense attacker not run, so no quote is called disguised: {counts['dense_note']}.", err=True)
 
 
 @disguise.command("suggest")
@@ -902,6 +951,36 @@ def disguise_export(study_dir, output) -> None:
         counts = export_approved(study, output)
     click.echo(f"Exported {counts['exported']} approved quote(s) to {output}; "
                f"{counts['rejected']} rejected and {counts['pending']} pending of {counts['quotes']}.")
+
+
+@disguise.command("rank")
+@click.argument("store", metavar="STORE", type=click.Path(path_type=Path))
+@click.option("--code", "code_id", required=True, help="The code whose excerpts to rank (its codebook id).")
+@click.option("--corpus", required=True, type=click.Path(path_type=Path),
+              help="The posts an attacker could search: ideally the whole forum, not only the consented part.")
+@click.option("--index", "--index-dir", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the search index. Default: a private cache ($POSTKIT_CACHE_DIR or "
+                   "~/.cache/postkit). Never inside a run or review folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
+def disguise_rank(store, code_id, corpus, index_dir, as_json) -> None:
+    """Choose another exemplar: a code's excerpts, least findable first under both attackers.
+
+    STORE is the study's coding store (coding.sqlite) or a run folder with a tag stage. Each
+    excerpt carrying the code is checked as it would be quoted (the shortest span holding the
+    code's evidence) against the BM25 search and the semantic (dense) search.
+
+    Example: postkit disguise rank run/ --code peer_support --corpus forum.parquet
+    """
+    import json
+
+    from .disguise.exemplars import rank_file, render_ranking
+    from .io import jsonable
+
+    result = rank_file(store, corpus, code_id, index_dir=index_dir)
+    if as_json:
+        click.echo(json.dumps(jsonable(result), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_ranking(result))
 
 
 # --------------------------------------------------------------------------- audit
@@ -1101,6 +1180,43 @@ def verify(run_dir, public_key, inputs_dir, require_inputs, as_json) -> None:
         sys.exit(1)
 
 
+@main.command("report")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file to write (one self-contained page; best outside the run folder).")
+@public_key_option
+@click.option("--json", "as_json", is_flag=True, help="Also print the report's data as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something is wrong.")
+def report(run_dir, output, public_key, as_json, quiet) -> None:
+    """Write one HTML page about a run for the ethics reviewer and the researcher.
+
+    Consent funnel, audit verification, de-identification counts, sampling funnel, coding
+    progress and agreement, disguise verdicts and the manifest: counts, ids and settings,
+    never post text. Opens offline. Exit 0 when every section is fine, 1 when one shows a
+    problem (the page is written either way and says what).
+
+    Example: postkit report corpora/demo/output --output corpora/demo/output-report.html
+    """
+    import json as _json
+
+    from .locks import SHARED, PathLock
+    from .report.run_report import build_report
+
+    with PathLock(run_dir, mode=SHARED, purpose="postkit report"):
+        result = build_report(run_dir, public_key=public_key)
+    result.write(output)
+    if as_json:
+        click.echo(_json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif not quiet or not result.ok:
+        click.echo(f"Report: {output}")
+        for section in result.sections:
+            click.echo(f"  {section.title:<34} {section.status}")
+            for problem in section.problems if section.status == "problem" else ():
+                click.echo(f"    !! {problem}")
+    if not result.ok:
+        sys.exit(1)
+
+
 @main.command("convert")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path))
@@ -1139,7 +1255,15 @@ def review() -> None:
                    "link; decisions are recorded under the link's name. Names are compared ignoring case, "
                    "width and invisible characters. Default: one reviewer named after your login name.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser tab (it opens only for a single reviewer).")
-def review_serve(study_dir, port, reviewers, no_browser) -> None:
+@click.option("--retrain-every", type=click.IntRange(min=0), metavar="N",
+              help="Retrain the study's area ranker in the background after every N coding decisions "
+                   "(ranker.json beside the coding store) and re-rank the suggestions of excerpts nobody "
+                   "has coded yet; 0 = never. Default: the study's [review] retrain_every, else 25.")
+@click.option("--order", type=click.Choice(["sampled", "uncertainty"]),
+              help="Excerpt order a coder starts with: as sampled, or the excerpts the ranker is least "
+                   "sure of first (coders can switch in the page). Default: the study's [review] order, "
+                   "else sampled.")
+def review_serve(study_dir, port, reviewers, no_browser, retrain_every, order) -> None:
     """Serve the review app for a study folder on 127.0.0.1 until Ctrl+C.
 
     Quotes: the candidates with their traceability verdicts, a live check as you edit,
@@ -1150,7 +1274,10 @@ def review_serve(study_dir, port, reviewers, no_browser) -> None:
     their own): whoever opens a link acts as that reviewer. Without --reviewers there is
     one reviewer, named after your login name, and the browser opens at their link.
 
-    Example: postkit review serve study/ --reviewers alice,bob
+    Coders' decisions also teach the study's ranker: after every --retrain-every
+    decisions it is retrained in the background, and the page says when.
+
+    Example: postkit review serve study/ --reviewers alice,bob --order uncertainty
     """
     from .disguise.study import QuoteStudy
     from .review.identity import parse_reviewer_list
@@ -1173,7 +1300,8 @@ def review_serve(study_dir, port, reviewers, no_browser) -> None:
         study.warm_up()  # before the reviewer's first keystroke, not on it
         return study
 
-    serve(open_study, port, reviewers=names, open_browser=not no_browser, on_ready=ready)
+    serve(open_study, port, reviewers=names, open_browser=not no_browser, on_ready=ready,
+          retrain_every=retrain_every, order=order)
     click.echo("Stopped.")
 
 

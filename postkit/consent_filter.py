@@ -116,6 +116,7 @@ def filter_consent_files(
     signing_key: SigningKey | None = None,
     before_publish: Callable[[], object] | None = None,
     ignore_later_withdrawals: bool = False,
+    engine: object | None = None,
 ) -> ConsentRunSummary:
     """Keep only consented posts of ``posts`` in ``output``; log every decision to ``audit``.
 
@@ -130,7 +131,18 @@ def filter_consent_files(
     Opt-outs and withdrawals recorded after ``as_of`` and before the run still exclude
     (WITHDRAWN_LATER) unless ``ignore_later_withdrawals``, which reproduces a run made
     before they were recorded and is written in the log's header.
+
+    ``engine`` (a :mod:`postkit.engine` engine other than local, e.g. Dask) decides the
+    partitions in parallel: the same kept rows and decisions, and a log of one chain per
+    partition under a signed Merkle root (:mod:`postkit.audit_merkle`).
     """
+    if engine is not None and getattr(engine, "name", "local") != "local":
+        from .engine.consent_stage import filter_consent_partitioned
+
+        return filter_consent_partitioned(
+            posts, consent, output, audit, key, engine, as_of=as_of, column_map=column_map,
+            consent_column_map=consent_column_map, batch_size=batch_size, on_progress=on_progress,
+            signing_key=signing_key, before_publish=before_publish, ignore_later_withdrawals=ignore_later_withdrawals)
     posts, consent, output, audit = Path(posts), Path(consent), Path(output), Path(audit)
     signing_key = signing_key or resolve_signing_key(outputs=[output, audit])
     as_of = as_of or now_utc()

@@ -29,12 +29,13 @@ from .hashing import sha256_path
 from .io import FORMATS, OLD_SUFFIX, new_temp_beside, parse_column_map, publish, remove_stale_temps
 from .locks import EXCLUSIVE, PathLock
 from .pseudonym import resolve_key
+from .report.data_dictionary import DATA_DICTIONARY, write_data_dictionary
 from .signing import resolve_signing_key
 from .timestamps import iso, now_utc, parse_timestamp
 
 MANIFEST = "manifest.json"
 _EXTENSION = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "hf": ""}
-_SECTIONS = {"study", "inputs", "pipeline"}
+_SECTIONS = {"study", "inputs", "pipeline", "review"}  # [review]: settings of `postkit review serve`
 
 
 @dataclass
@@ -166,6 +167,10 @@ def load_study(path: str | Path, output: str | Path | None = None) -> Study:
     unknown = sorted(set(config) - known)
     if unknown:
         raise _fail(path, f"unknown section [{unknown[0]}]", f"known sections: {', '.join(sorted(known))}")
+    if "review" in config:
+        from .review.learner import review_settings
+
+        review_settings(config["review"], path)  # checked now, not when the app starts hours later
     study_section = config.get("study", {})
     inputs = config.get("inputs", {})
     if "posts" not in inputs:
@@ -358,6 +363,9 @@ def _run_locked(study: Study, progress: Callable[..., Any], echo: Callable[[str]
             )
             current = result.output
         manifest["output"] = current.relative_to(temp).as_posix()
+        # DATA.md: one line per column of every table the stages wrote, recorded like their files.
+        dictionary = write_data_dictionary(temp, manifest["stages"], study=study.name)
+        manifest["files"] = {"data_dictionary": {"path": DATA_DICTIONARY, "sha256": sha256_path(dictionary)}}
         manifest["finished_at"] = iso(now_utc())
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                      encoding="utf-8")

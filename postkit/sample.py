@@ -250,12 +250,22 @@ def sample_file(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
     labels: tuple[str, str] | None = None,
+    engine: Any = None,
 ) -> SampleResult:
     """Stream ``source``, keep the N smallest-key eligible posts per stratum, write them in order.
 
     ``labels`` names the input and output in the manifest and report when the files are
     written somewhere temporary first (a study run); default: the paths as given.
+    ``engine`` (a :mod:`postkit.engine` engine other than local) draws the same sample
+    as a tree reduction over partitions.
     """
+    if engine is not None and engine.name != "local":
+        from .engine.sample_stage import sample_file_partitioned
+
+        return sample_file_partitioned(
+            source, output, engine, per_stratum=per_stratum, phrases=phrases, min_words=min_words, seed=seed,
+            by=by, manifest_path=manifest_path, report_path=report_path, column_map=column_map,
+            batch_size=batch_size, on_progress=on_progress, labels=labels)
     source, output = Path(source), Path(output)
     phrases = list(dict.fromkeys(p.strip() for p in phrases if p.strip()))
     _check_settings(per_stratum, min_words, phrases)
@@ -305,6 +315,15 @@ def sample_file(
                 else:
                     heapq.heapreplace(heap, item)
 
+    return _write_sample(result, heaps, reader, source, output, manifest_path, report_path)
+
+
+def _write_sample(result: SampleResult, heaps: dict[tuple[str, ...], list], reader: Any, source: Path, output: Path,
+                  manifest_path: str | Path | None, report_path: str | Path | None) -> SampleResult:
+    """Rank the chosen posts of each stratum (smallest key first), write them, the manifest and report.
+
+    ``heaps`` holds ``(-key, post_id, row)`` items per stratum, whichever engine chose them.
+    """
     rows = []
     for stratum in sorted(heaps):
         chosen = sorted(heaps[stratum], key=lambda item: -item[0])

@@ -132,24 +132,31 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None, require_inp
     return checks
 
 
+def _recorded_files(manifest: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(stage or "run", label, record) of every file the manifest records a hash for."""
+    recorded = [(str(stage.get("name")), label, record)
+                for stage in manifest["stages"] for label, record in (stage.get("files") or {}).items()]
+    recorded += [("run", label, record) for label, record in (manifest.get("files") or {}).items()]
+    return recorded
+
+
 def _check_stage_files(run_dir: Path, manifest: dict[str, Any]) -> tuple[list[Check], set[Path]]:
     checks, known = [], {run_dir / MANIFEST}
-    for stage in manifest["stages"]:
-        for label, record in (stage.get("files") or {}).items():
-            rel = str(record.get("path", ""))
-            path = run_dir / rel
-            known.add(path)
-            what = f"{stage.get('name')} {label}"
-            if not path.exists():
-                checks.append(Check(what, rel, MISSING, "the run wrote it; it is gone"))
-            elif sha256_path(path) == record.get("sha256"):
-                checks.append(Check(what, rel, OK))
-            elif label in _UPDATED_AFTER_RUN:
-                checks.append(Check(what, rel, UPDATED, "coders' and reviewers' decisions are stored here"))
-            else:
-                checks.append(Check(what, rel, CHANGED, "its sha256 differs from the manifest"))
-            if label in _UPDATED_AFTER_RUN:
-                known.update(path.with_name(path.name + suffix) for suffix in _SQLITE_SIDE_FILES)
+    for stage_name, label, record in _recorded_files(manifest):
+        rel = str(record.get("path", ""))
+        path = run_dir / rel
+        known.add(path)
+        what = f"{stage_name} {label}"
+        if not path.exists():
+            checks.append(Check(what, rel, MISSING, "the run wrote it; it is gone"))
+        elif sha256_path(path) == record.get("sha256"):
+            checks.append(Check(what, rel, OK))
+        elif label in _UPDATED_AFTER_RUN:
+            checks.append(Check(what, rel, UPDATED, "coders' and reviewers' decisions are stored here"))
+        else:
+            checks.append(Check(what, rel, CHANGED, "its sha256 differs from the manifest"))
+        if label in _UPDATED_AFTER_RUN:
+            known.update(path.with_name(path.name + suffix) for suffix in _SQLITE_SIDE_FILES)
     return checks, known
 
 

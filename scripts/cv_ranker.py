@@ -57,10 +57,10 @@ def real_main(args: argparse.Namespace) -> int:
     print(f"real tune half: {len(data.rows)} posts; stratified 5-fold CV x 3 seeds"
           + (f"; synthetic sets added with weight {args.synthetic}" if synthetic else ""))
     result = realcv.cross_validate(tagger, data, synthetic=synthetic, synthetic_weight=args.synthetic or 1.0)
-    print(f"{'':<18} top-1  top-2  direction")
+    print(f"{'':<24} top-1  top-2  direction")
     for name, r in result.items():
-        direction = f"{r['polarity']:.3f}" if name != "model alone" else "  -"
-        print(f"{name:<18} {r['top1']:.3f}  {r['top2']:.3f}  {direction}")
+        direction = f"{r['polarity']:.3f}" if not name.startswith("model alone") else "  -"
+        print(f"{name:<24} {r['top1']:.3f}  {r['top2']:.3f}  {direction}")
     if args.grid:
         print("\ngrid (tagger top-1 / top-2; best first):")
         found = []

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install postkit into .venv and run the demo study on the embedded corpus (corpora/demo/).
 source "$(dirname "$0")/_venv.sh"
-install_postkit ""
+install_postkit "[dense]"
 
 # A pseudonym key kept outside the run folder and reused between demo runs, so user
 # pseudonyms stay the same each time (a real study keeps its key somewhere private).

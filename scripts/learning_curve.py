@@ -2,7 +2,7 @@
 """Learning curve: how suggestions improve as a study's coders code more real posts.
 
     PYTHONPATH=. .venv/bin/python scripts/learning_curve.py            # tune half, cross-validated
-    PYTHONPATH=. .venv/bin/python scripts/learning_curve.py --draws 5 --sizes 25 50 100
+    PYTHONPATH=. .venv/bin/python scripts/learning_curve.py --draws 5 --sizes 25 50 100 200
 
 Simulates coders on the real-post set's **tune half only** (the score half is never read
 here; the lead reports it separately). For each of 5 stratified folds, the other 4 folds
@@ -66,7 +66,7 @@ def _uncertainty_draw(data: realcv.Prepared, pool: list[int], size: int, batch: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--draws", type=int, default=3, help="random draws per fold and size (default 3)")
     parser.add_argument("--batch", type=int, default=10, help="posts added per uncertainty step (default 10)")
     parser.add_argument("--seed", type=int, default=0)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     for fold, (pool, test) in enumerate(folds):
         pool, test = [int(i) for i in pool], [int(i) for i in test]
         for size in args.sizes + [len(pool)]:
-            key = str(size) if size < len(pool) else "all (4/5 of tune, 129-130)"
+            key = str(size) if size < len(pool) else "all (4/5 of tune)"
             if size >= len(pool):
                 results.setdefault((key, "random"), []).append(_score(tagger, data, pool, test))
                 continue

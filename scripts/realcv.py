@@ -131,5 +131,14 @@ def cross_validate(tagger: Tagger, data: Prepared, *, c: float = REAL_C, feature
             tag_rows += [data.rows[i] for i in test]
             tag_preds += score_tagger(tagger, ranker, data, test)
             model_preds += [(model_ranked(ranker, data, i), None) for i in test]
-    return {"tagger": summarise(tag_rows, tag_preds), "model alone": summarise(tag_rows, model_preds),
-            "commonest area": baseline(tag_rows)}
+    out = {"tagger": summarise(tag_rows, tag_preds), "model alone": summarise(tag_rows, model_preds),
+           "commonest area": baseline(tag_rows)}
+    # The same held-out predictions scored per labelling round (round 1: the study's "thank
+    # you for" posts; round 2: a wider gratitude draw enriched for the minority areas).
+    for label_round in sorted({r.get("round", 1) for r in tag_rows}):
+        keep = [n for n, r in enumerate(tag_rows) if r.get("round", 1) == label_round]
+        part = [tag_rows[n] for n in keep]
+        out[f"tagger, round {label_round}"] = summarise(part, [tag_preds[n] for n in keep])
+        out[f"model alone, round {label_round}"] = summarise(part, [model_preds[n] for n in keep])
+        out[f"commonest, round {label_round}"] = baseline(part)
+    return out

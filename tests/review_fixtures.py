@@ -22,8 +22,11 @@ from postkit.review.server import make_server
 SOURCE_1 = ("my gp finally referred me to talking therapies after eight months on the waiting list "
             "and the first session with the counsellor left me feeling lighter")
 SOURCE_2 = "the night shift at the warehouse makes my sleep and my mood so much worse every single week"
-# A rewording that shares no content word with SOURCE_1: its source cannot be found by searching.
-DISGUISED_1 = "Someone at last listened: a long wait, then an hour of conversation made everything seem easier."
+# Shares no word with SOURCE_1 and keeps little of its meaning, so neither attacker finds the source
+# (keyword search: not at all; meaning search: rank 30 of 40). A careful rewrite that keeps the
+# meaning ("Someone at last listened: a long wait, then an hour of conversation made everything seem
+# easier.") is found by the dense attacker at rank 3 here: only two posts of this forum are about health.
+DISGUISED_1 = "It was a long road, yet that afternoon ended in a smile."
 AT_RISK_1 = "🙂 Someone at last listened, and after a long wait an hour of conversation made everything seem easier."
 
 FILLER = [
@@ -77,8 +80,8 @@ QUOTES = [
     {"quote_id": "q2", "source_post_id": "p2", "text": SOURCE_2,
      "candidates": [("The night shift at the depot wrecks my sleep and how I feel, week after week.", 0.7,
                      ["warehouse → depot", "makes … worse → wrecks"]),
-                    ("Working nights at the depot wrecks how I rest and how I feel, over and over.", 0.45,
-                     ["warehouse → depot", "clause reordered", "details blurred"])]},
+                    # disguised from both attackers only by no longer saying what the source says
+                    ("Repainted the garden bench green on a dry afternoon.", 0.05, ["rewritten by hand"])]},
 ]
 
 EXCERPTS = [
@@ -108,7 +111,8 @@ def make_study_folder(folder: Path) -> Path:
                                 "text": text} for text in texts], load_thresholds())
         lines.append({**quote, "candidates": [
             {"text": text, "verdict": row["verdict"], "source_rank": row["source_rank"],
-             "longest_shared_run": row["longest_shared_run"], "meaning_score": meaning, "edits": edits}
+             "dense_rank": row["dense_rank"], "longest_shared_run": row["longest_shared_run"],
+             "meaning_score": meaning, "edits": edits}
             for (text, meaning, edits), row in zip(quote["candidates"], checked)]})
     (folder / "suggestions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in lines), encoding="utf-8")
     with CodingStore(folder / "coding.sqlite") as store:

@@ -42,13 +42,24 @@ def study_dir(built, tmp_path):
     return tmp_path / "review"
 
 
+# Texts that no longer say what a demo post says: disguised from both attackers.
+FAR_TEXTS = ("Repainted the garden bench green on a dry afternoon.",
+             "It was a long road, yet that afternoon ended in a smile.")
+
+
 def _approvable(study):
-    """The first quote with a disguised candidate, and that candidate's text."""
+    """The first quote with a disguised candidate, and that candidate's text; else (the dense
+    attacker finds most rewordings of these templated posts) the first quote and a text that no
+    longer carries its meaning, checked to be disguised."""
     for quote in study.quotes():
         for candidate in quote["candidates"]:
             if candidate["verdict"] == "disguised":
                 return quote, candidate["text"]
-    raise AssertionError("the suggester found no disguised candidate for any quote")
+    quote = study.quotes()[0]
+    for text in FAR_TEXTS:
+        if study.check(quote["quote_id"], text)["verdict"] == "disguised":
+            return quote, text
+    raise AssertionError("no disguised text for any quote")
 
 
 def test_open_lists_quotes_with_candidates_and_highlights(study_dir):
@@ -98,7 +109,9 @@ def test_export_writes_only_approved_quotes_with_scores(study_dir, tmp_path):
     exported = read_table(tmp_path / "q.csv")
     assert exported["quote_id"].tolist() == [quote["quote_id"]]
     assert exported["text"].tolist() == [good] and exported["verdict"].tolist() == ["disguised"]
-    assert {"source_rank", "longest_shared_run", "exact_5gram_hits", "meaning_score", "reviewer"} <= set(exported)
+    assert {"source_rank", "dense_rank", "longest_shared_run", "exact_5gram_hits", "meaning_score",
+            "reviewer"} <= set(exported)
+    assert exported["dense_rank"].astype(int).gt(20).all()
 
 
 def test_export_refuses_a_quote_that_no_longer_passes(study_dir, built, tmp_path, monkeypatch):

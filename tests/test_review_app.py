@@ -22,11 +22,15 @@ from review_fixtures import DISGUISED_1, SOURCE_1, make_study_folder, running_ap
 
 from postkit.cli import main
 from postkit.coding.codebook import load_codebook
+from postkit.coding.learn import retrain_from_store, uncertainty_order
+from postkit.coding.ranker import load_ranker
 from postkit.coding.store import CodingStore
 from postkit.disguise.study import MAX_NOTE_CHARS, MAX_TEXT_CHARS, QuoteStudy, merge_evidence
 from postkit.errors import PostkitError
+from postkit.pipeline import load_study
 from postkit.review import server as server_module
 from postkit.review.identity import Reviewers, normalise_name, parse_reviewer_list
+from postkit.review.learner import Learner, review_settings, study_settings
 from postkit.review.server import MAX_BODY_BYTES, make_server
 
 
@@ -749,3 +753,210 @@ def test_a_replaced_store_stops_the_app_accepting_decisions(own_app, study_dir, 
     assert status == 409 and "replaced" in error["error"]
     with sqlite3.connect(store) as conn:
         assert conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1
+
+
+# --------------------------------------------------------------------------- learning from the coders
+
+# Written for these tests: first-person posts about writing things out, and plain questions.
+VENTS = [f"I just needed to write this all out somewhere, day {n} of feeling flat and tired, thanks for reading."
+         for n in range(10)]
+QUESTIONS = [f"Does anyone know how long the waiting list is for clinic {n}? Thanks for any advice." for n in range(10)]
+CODED = [f"v{n}" for n in range(8)] + [f"q{n}" for n in range(8)]  # 16 decisions: enough to retrain
+
+
+@pytest.fixture
+def learning_dir(study_dir):
+    """The study plus 20 excerpts (v0-v9 vents, q0-q9 questions), each suggested CS-C2."""
+    units = [(f"v{n}", t) for n, t in enumerate(VENTS)] + [(f"q{n}", t) for n, t in enumerate(QUESTIONS)]
+    with CodingStore(study_dir / "coding.sqlite") as store:
+        store.add_excerpts([{"unit_id": u, "post_id": u, "forum": "Robin", "text": t} for u, t in units])
+        store.add_suggestions([{"unit_id": u, "code_id": "CS-C2", "score": 0.4, "evidence": []} for u, _ in units],
+                              codebook_version="test")
+    return study_dir
+
+
+def code_unit(server, unit_id, as_="alice"):
+    """A vent's CS-C2 accepted, a question's rejected (its only suggestion: no area)."""
+    action = "accept" if unit_id.startswith("v") else "reject"
+    status, data, _ = call(server, "POST", "/api/code", {"unit_id": unit_id, "code_id": "CS-C2", "action": action},
+                           as_=as_)
+    assert status == 200, data
+
+
+def learning(server):
+    status, data, _ = call(server, "GET", "/api/learning")
+    assert status == 200
+    return data
+
+
+@pytest.mark.slow
+def test_the_ranker_retrains_after_every_n_decisions_and_reranks_what_nobody_coded(learning_dir):
+    store_path = learning_dir / "coding.sqlite"
+    with running_app(learning_dir, retrain_every=8) as app:
+        app.learner.min_units = 10  # the app waits for 50 coded excerpts; this study has 20
+        assert learning(app) == {"state": "idle", "message": "", "every": 8}
+        for unit_id in CODED[:7]:
+            code_unit(app, unit_id)
+        assert app.learner.wait(30) and learning(app)["state"] == "idle"  # 7 decisions: not due
+        code_unit(app, CODED[7])
+        assert learning(app)["state"] in ("running", "waiting")  # due at once, trained in the background
+        assert app.learner.wait(60)
+        waiting = learning(app)
+        assert waiting["state"] == "waiting" and "too few codings (8 coded excerpts in 1 outcome" in waiting["message"]
+        assert not (learning_dir / "ranker.json").exists()
+        for unit_id in CODED[8:15]:
+            code_unit(app, unit_id)
+        assert app.learner.wait(30) and learning(app)["state"] == "waiting"  # 7 more since the last try
+        code_unit(app, CODED[15])
+        assert app.learner.wait(60)
+        done = learning(app)
+        assert done["state"] == "retrained" and done["decisions"] == 16 and done["units"] == 16
+        assert done["message"] == "ranker retrained on 16 decisions" and done["at"]
+        status, data, _ = call(app, "GET", "/api/excerpts")
+        assert data["learning"] == done
+        shown = {e["unit_id"]: e["suggestions"] for e in data["excerpts"]}
+    ranker = load_ranker(learning_dir / "ranker.json")  # beside the store, where `code retrain` puts it
+    assert ranker.meta["store_decisions"] == 16
+    with CodingStore(store_path, read_only=True) as store:
+        suggestions = store.suggestions()
+        assert len(store.decisions()) == 16
+    new = suggestions[suggestions["codebook_version"].str.endswith(f"+ranker:{ranker.version_hash[:16]}")]
+    # Every excerpt nobody decided on was re-ranked by the new ranker; none that was coded.
+    assert set(new["unit_id"]) == {"p36", "p38", "v8", "v9", "q8", "q9"} == {
+        u for u in shown if u not in CODED} and done["reranked"] == 6
+    assert {e["code_id"]: e["score"] for e in shown["q0"]} == {"CS-C2": 0.4}
+    # The new ranker learnt that a question has no area: its CS-C2 drops to the bottom, a vent's rises.
+    question = {s["code_id"]: s["score"] for s in shown["q9"]}
+    vent = {s["code_id"]: s["score"] for s in shown["v9"]}
+    assert question["CS-C2"] == 0 and vent["CS-C2"] > 0.4
+
+
+@pytest.mark.slow
+def test_retraining_never_runs_twice_at_once_nor_holds_up_a_decision(learning_dir):
+    active, most, calls, release = [0], [0], [], threading.Event()
+
+    def slow_retrain(store, **options):  # the real call, held until released
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        calls.append(1)
+        try:
+            release.wait(20)
+            return retrain_from_store(store, **options)
+        finally:
+            active[0] -= 1
+
+    with running_app(learning_dir) as app:
+        app.learner = Learner(learning_dir / "coding.sqlite", every=1, write=app.write, retrain=slow_retrain,
+                              min_units=10)
+        try:
+            started = time.monotonic()
+            for unit_id in CODED[:6]:
+                code_unit(app, unit_id)  # each decision is due; the first retrain is still held
+            assert time.monotonic() - started < 5  # decisions are answered while it runs
+            deadline = time.monotonic() + 30  # (the learning thread loads spaCy first)
+            while not calls and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert learning(app)["state"] == "running" and calls == [1]
+        finally:
+            release.set()
+        assert app.learner.wait(60)
+        assert most == [1] and len(calls) == 2  # the held one, then one more look for the decisions meanwhile
+        assert learning(app)["state"] == "waiting"  # 6 coded excerpts are too few to train on
+        with CodingStore(learning_dir / "coding.sqlite", read_only=True) as store:
+            assert len(store.decisions()) == 6
+
+
+@pytest.mark.slow
+def test_a_failed_retrain_keeps_every_decision_and_says_why_in_one_line(learning_dir):
+    (learning_dir / "ranker.json").mkdir()  # the ranker file cannot be written
+    with running_app(learning_dir, retrain_every=16) as app:
+        app.learner.min_units = 10
+        for unit_id in CODED:
+            code_unit(app, unit_id)
+        assert app.learner.wait(60)
+        failed = learning(app)
+        assert failed["state"] == "failed" and "\n" not in failed["message"]
+        assert failed["message"].startswith("retraining failed: ") and "every decision is saved" in failed["message"]
+        code_unit(app, "v8")  # the app still records decisions
+        status, data, _ = call(app, "GET", "/api/excerpts")
+        assert status == 200 and data["learning"]["state"] == "failed"
+        assert {e["unit_id"]: e["suggestions"][0]["score"] for e in data["excerpts"]}["v9"] == 0.4  # not re-ranked
+    with CodingStore(learning_dir / "coding.sqlite", read_only=True) as store:
+        assert len(store.decisions()) == 17
+        assert not store.suggestions()["codebook_version"].str.contains("ranker").any()
+
+
+@pytest.mark.slow
+def test_excerpts_can_be_ordered_most_informative_first(learning_dir):
+    with running_app(learning_dir, order="sampled") as app:
+        sampled = [e["unit_id"] for e in excerpts_list(app, "")]
+        assert sampled == sorted(sampled)  # as stored
+        by_default = excerpts_list(app, "")
+        ordered = excerpts_list(app, "?order=uncertainty")
+        assert [e["unit_id"] for e in by_default] == sampled
+        order = [e["unit_id"] for e in ordered]
+        assert sorted(order) == sampled and order != sampled
+        with CodingStore(learning_dir / "coding.sqlite", read_only=True) as store:  # the library's own order
+            assert order == uncertainty_order(store, coder="alice")
+        # What alice codes stays in view: first, in the order she coded it; the rest, most informative first.
+        code_unit(app, order[3])
+        code_unit(app, "v0")
+        after = [e["unit_id"] for e in excerpts_list(app, "?order=uncertainty")]
+        assert after[:2] == [order[3], "v0"] and after[2:] == [u for u in order if u not in (order[3], "v0")]
+        assert [e["unit_id"] for e in excerpts_list(app, "?order=uncertainty", as_="bob")] == order  # bob coded none
+        status, error, _ = call(app, "GET", "/api/excerpts?order=coin")
+        assert status == 400 and "order" in error["error"]
+    with running_app(learning_dir, order="uncertainty") as app:  # `review serve --order uncertainty`
+        status, data, _ = call(app, "GET", "/api/excerpts")
+        assert data["order"] == "uncertainty" and [e["unit_id"] for e in data["excerpts"]] == after
+        assert [e["unit_id"] for e in excerpts_list(app, "?order=sampled")] == sampled
+
+
+def excerpts_list(app, query, as_="alice"):
+    status, data, _ = call(app, "GET", f"/api/excerpts{query}", as_=as_)
+    assert status == 200, data
+    return data["excerpts"]
+
+
+def test_review_settings_come_from_the_study_file(tmp_path, learning_dir):
+    given = {"retrain_every": 0, "order": "uncertainty"}
+    assert review_settings(given) == given
+    for bad, message in (({"retrain_every": -1}, "0 or more"), ({"retrain_every": True}, "whole number"),
+                         ({"order": "random"}, "sampled or uncertainty"), ({"retrain": 5}, "unknown option")):
+        with pytest.raises(PostkitError, match=message):
+            review_settings(bad)
+    # `postkit run` checks the section when it loads the study file, hours before the app starts.
+    (tmp_path / "posts.csv").write_text("post_id,text\n1,hello\n")
+    study_file = tmp_path / "study.toml"
+    head = '[inputs]\nposts = "posts.csv"\n[pipeline]\nstages = ["consent"]\n[review]\n'
+    study_file.write_text(head + "retrain_every = 5\n")
+    assert load_study(study_file).section("review") == {"retrain_every": 5}
+    study_file.write_text(head + 'retrain_every = "x"\n')
+    with pytest.raises(PostkitError, match="retrain_every"):
+        load_study(study_file)
+    # A run folder's manifest records the study's config: the app reads [review] from it.
+    run = tmp_path / "run"
+    shutil.copytree(learning_dir, run / "tag")
+    settings = {"retrain_every": 3, "order": "uncertainty"}
+    (run / "manifest.json").write_text(json.dumps({"config": {"review": settings}}))
+    assert study_settings(run / "tag" / "coding.sqlite") == {"retrain_every": 3, "order": "uncertainty"}
+    with running_app(run / "tag", retrain_every=None, order=None) as app:  # neither option given
+        assert app.learner.every == 3 and app.learner.order == "uncertainty"
+    with running_app(run / "tag", retrain_every=7, order=None) as app:  # an option given wins
+        assert app.learner.every == 7 and app.learner.order == "uncertainty"
+    with running_app(learning_dir, retrain_every=None, order=None) as app:  # no run folder: the defaults
+        assert app.learner.every == 25 and app.learner.order == "sampled" and app.learner.min_units == 50
+        assert learning(app)["message"] == ""
+
+
+@pytest.mark.slow
+def test_cli_takes_the_learning_options(learning_dir):
+    process, links, printed = start_cli(learning_dir, "--retrain-every", "3", "--order", "uncertainty")
+    try:
+        status, data = get_with_link(links[next(iter(links))], "/api/excerpts")
+        assert status == 200 and data["order"] == "uncertainty" and data["learning"]["every"] == 3
+    finally:
+        stop_cli(process)
+    for option in (["--retrain-every", "-1"], ["--order", "random"]):
+        result = CliRunner().invoke(main, ["review", "serve", str(learning_dir), "--no-browser", *option])
+        assert result.exit_code == 2 and option[0] in result.output

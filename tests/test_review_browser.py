@@ -311,3 +311,83 @@ def test_keyboard_shortcuts_focus_and_adding_a_code(page, app):
     assert mine[["unit_id", "code_id", "action"]].values.tolist() == [
         ["p36", "SE-C5", "accept"], ["p36", "SE-C7", "reject"], ["p36", "UA-C2", "add"]]
     assert mine["memo"].tolist()[1] == "rare"
+
+
+# Written for these tests: first-person posts about writing things out, and plain questions.
+VENTS = [f"I just needed to write this all out somewhere, day {n} of feeling flat and tired, thanks for reading."
+         for n in range(10)]
+QUESTIONS = [f"Does anyone know how long the waiting list is for clinic {n}? Thanks for any advice." for n in range(10)]
+
+
+@pytest.fixture
+def learning_app(tmp_path):
+    """A study whose store already holds 16 decisions by bob; the ranker retrains after every decision."""
+    folder = make_study_folder(tmp_path / "study")
+    units = [(f"v{n}", t) for n, t in enumerate(VENTS)] + [(f"q{n}", t) for n, t in enumerate(QUESTIONS)]
+    with CodingStore(folder / "coding.sqlite") as store:
+        store.add_excerpts([{"unit_id": u, "post_id": u, "forum": "Robin", "text": t} for u, t in units])
+        store.add_suggestions([{"unit_id": u, "code_id": "CS-C2", "score": 0.4, "evidence": []} for u, _ in units],
+                              codebook_version="test")
+        for unit_id in [f"v{n}" for n in range(8)] + [f"q{n}" for n in range(8)]:
+            store.decide(unit_id, "CS-C2", "bob", "accept" if unit_id.startswith("v") else "reject")
+    with running_app(folder, retrain_every=1) as server:
+        server.learner.min_units = 10  # the app waits for 50 coded excerpts; this study has 20
+        yield server
+
+
+def _unit_order(app, name, order):
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=60)
+    connection.request("GET", f"/api/excerpts?order={order}",
+                       headers={"Authorization": f"Bearer {token_of(app, name)}"})
+    data = json.loads(connection.getresponse().read())
+    connection.close()
+    return [e["unit_id"] for e in data["excerpts"]]
+
+
+@pytest.mark.slow
+def test_order_toggle_persists_and_the_retraining_status_shows(browser, learning_app):
+    app = learning_app
+    sampled, informative = _unit_order(app, "carol", "sampled"), _unit_order(app, "carol", "uncertainty")
+    assert sampled != informative
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)  # the first uncertainty order loads spaCy
+    requested, errors = [], []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(app.link("carol"))
+        expect(page.locator("#me")).to_have_text("carol")
+        page.click("#nav-coding")
+        expect(page.locator("#excerpt-id")).to_have_text(sampled[0])
+        items = page.locator("#excerpt-list li")
+        expect(items).to_have_count(len(sampled))
+        assert items.evaluate_all("(nodes) => nodes.map((n) => n.dataset.unit)") == sampled
+        toggle = page.locator("#order-uncertainty")
+        expect(toggle).not_to_be_checked()
+        expect(page.locator("#learning-status")).to_have_text("The ranker retrains after every decision.")
+
+        toggle.check()  # most informative first; the open excerpt stays open
+        expect(page.locator("#excerpt-list li").first).to_have_attribute("data-unit", informative[0])
+        assert items.evaluate_all("(nodes) => nodes.map((n) => n.dataset.unit)") == informative
+        expect(page.locator("#excerpt-id")).to_have_text(sampled[0])
+        page.reload()  # the choice persists
+        expect(page.locator("#excerpt-list li").first).to_have_attribute("data-unit", informative[0])
+        expect(page.locator("#order-uncertainty")).to_be_checked()
+
+        page.goto(app.url + f"#/coding/{informative[0]}")
+        expect(page.locator("#excerpt-id")).to_have_text(informative[0])
+        page.locator("#codes li").first.get_by_role("button", name="Accept").click()
+        status = page.locator("#learning-status")
+        expect(status).to_have_attribute("data-state", "retrained", timeout=60_000)  # trained in the background
+        expect(status).to_have_text(re.compile(r"^Ranker retrained on 17 decisions at \d\d:\d\d"))
+        # What carol coded stays first, in the order she coded it; the rest follow most informative first.
+        expect(page.locator("#excerpt-list li").first).to_have_attribute("data-unit", informative[0])
+        page.screenshot(path=str(SCREENSHOT))
+    finally:
+        context.close()
+    assert requested and not [url for url in requested if not url.startswith(app.url)]
+    assert not errors

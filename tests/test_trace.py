@@ -79,14 +79,19 @@ def test_verbatim_quote_is_traceable(index):
     assert row["verdict"] == "traceable"
 
 
-def test_paraphrase_is_disguised(index):
+def test_paraphrase_escapes_keyword_search_but_not_the_dense_attacker(index):
+    # Disguised for BM25 and phrase search, but it keeps the meaning: the dense attacker still
+    # finds the source on its first page, so the verdict (the worst of the attackers) is not disguised.
     text = "Staying indoors felt safer than seeing a GP; people from reception kept phoning over tablets."
     row = _one(index, text, Thresholds(top_k=2, search_depth=10, traceable_rank=1))
     assert row["distinctive_overlap"] == 0.0
     assert row["longest_shared_run"] < 5
     assert row["exact_5gram_hits"] == 0
     assert row["source_rank"] is None or row["source_rank"] > 2
-    assert row["verdict"] == "disguised"
+    assert row["dense"] == "ran" and row["dense_rank"] <= 2
+    assert row["verdict"] == ("traceable" if row["dense_rank"] == 1 else "at risk")
+    # Judged on the keyword side alone it would have passed as disguised.
+    assert Thresholds(top_k=2, search_depth=10).verdict(row | {"dense_rank": 99}) == "disguised"
 
 
 def test_in_between_is_at_risk():
@@ -187,9 +192,11 @@ def test_check_file_and_cache(corpus, tmp_path):
     cache = tmp_path / "cache"
     thresholds = Thresholds(top_k=1, search_depth=5)
     first = check_file(quotes_csv, corpus_csv, out, index_dir=cache, thresholds=thresholds)
-    assert first["index"] == "built" and first["counts"]["traceable"] == 1
+    # q2 escapes keyword search but keeps its meaning: the dense attacker ranks its source first.
+    assert first["index"] == "built" and first["counts"]["traceable"] == 2 and first["dense"] == "ran"
     result = pd.read_csv(out)
-    assert list(result["verdict"])[0] == "traceable"
+    assert list(result["verdict"]) == ["traceable", "traceable"]
+    assert list(result["dense_rank"]) == [1, 1]
     second = check_file(quotes_csv, corpus_csv, tmp_path / "out2.csv", index_dir=cache, thresholds=thresholds)
     assert second["index"] == "cached" and second["counts"] == first["counts"]
     # Editing the corpus makes the cache stale: it is rebuilt, and the new post is searched.

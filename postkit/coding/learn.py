@@ -7,8 +7,9 @@ Suggestions trained on one set of posts transfer poorly to another forum (synthe
 training text did not transfer to real posts at all). The coders of a study produce
 exactly the labels that would help: every accept, add and reject in the coding store
 says what the study's own posts are about. So the study's ranker is retrained from
-those decisions (``postkit code retrain``, or :func:`retrain_if_due` from the review app
-after every N decisions), and the excerpts still to code can be ordered so coders label
+those decisions (``postkit code retrain``, :func:`retrain_if_due`, or the review app in
+the background after every N decisions, :mod:`postkit.review.learner`), and the excerpts
+still to code can be ordered so coders label
 the most informative ones first (:func:`uncertainty_order`, active learning by margin or
 entropy).
 
@@ -57,7 +58,13 @@ MIN_DF = 2
 
 
 class NotEnoughCodings(PostkitError):
-    """The store does not yet hold enough decided units to train on."""
+    """The store does not yet hold enough decided units to train on; ``units``,
+    ``outcomes`` and ``needed`` say how far off it is (for a status line)."""
+
+    def __init__(self, message: str, *, units: int = 0, outcomes: int = 0, needed: int = MIN_UNITS,
+                 **where: Any) -> None:
+        super().__init__(message, **where)
+        self.units, self.outcomes, self.needed = units, outcomes, needed
 
 
 @dataclass
@@ -167,6 +174,7 @@ def _retrain(store: CodingStore, output: str | Path | None, codebook: Codebook |
         raise NotEnoughCodings(
             f"the coding store has {len(rows)} coded unit(s) in {len(outcomes)} outcome(s); retraining needs "
             f"at least {min_units} in two outcomes (two areas, or an area and none)", path=_store_path(store),
+            units=len(rows), outcomes=len(outcomes), needed=min_units,
             fix="code more units first (accept or add the codes that apply; reject every suggestion of a unit "
                 "with no area)")
     decisions = len(store.decisions())

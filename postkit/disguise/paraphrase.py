@@ -27,7 +27,7 @@ scoring.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -45,19 +45,28 @@ _MONTHS = r"(?:january|february|march|april|may|june|july|august|september|octob
 _TAG = re.compile(r"\[(PERSON|USERNAME|LOCATION|PLACE|ADDRESS|POSTCODE|ORG|EMPLOYER|DATE|AGE|EMAIL|PHONE|URL|"
                   r"NHS_NUMBER|NI_NUMBER|FORUM)(?:_[0-9a-f]+)?\]")
 _TAG_WORDS = {
-    "PERSON": "someone", "USERNAME": "another member", "LOCATION": "my area", "PLACE": "my area",
+    "PERSON": "someone", "USERNAME": "another member", "LOCATION": "my town", "PLACE": "my town",
     "ADDRESS": "my address", "POSTCODE": "my area", "ORG": "work", "EMPLOYER": "work", "DATE": "recently",
     "AGE": "my age", "EMAIL": "email", "PHONE": "phone", "URL": "a website", "NHS_NUMBER": "my details",
     "NI_NUMBER": "my details", "FORUM": "this forum",
 }
 _Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str], str]
 _GENERALISATIONS: list[_Rule] = [
-    (re.compile(rf"\b(?:for|over|about|nearly|almost)?\s*{_NUMBER_WORDS}\s+{_UNITS}\b", re.I),
-     lambda m: ("a few " if m.group(1).lower() not in ("times",) else "several ")
-     + (m.group(1) if m.group(1).endswith("s") else m.group(1) + "s"),
+    (re.compile(r"\b(i'm|i am|im|i was)\s+(\d\d)\b(?!\s*(?:%|percent))(?:\s*(?:years?|yrs?)[\s-]*old|\s*y/?o\b)?",
+                re.I),
+     lambda m: ("I was" if m.group(1).lower() == "i was" else "I'm") + f" in my {_decade(int(m.group(2)))}", "age"),
+    (re.compile(r"\b(?:aged|age|at the age of)\s+(\d\d)\b", re.I),
+     lambda m: f"in my {_decade(int(m.group(1)))}", "age"),
+    (re.compile(r"\b(\d{1,2})[\s-]*(?:years?|yrs?)[\s-]*old\b", re.I),
+     lambda m: _age_adjective(int(m.group(1))), "age"),
+    (re.compile(r"\s*\(?\b\d\d\s?[mfMF]\b\)?(?=[\s,.;:!?]|$)"), lambda m: "", "age and sex"),
+    (re.compile(r"\b(?:back in|in|since)\s+(?:19[5-9]\d|20[0-4]\d)\b", re.I),
+     lambda m: "for some years" if m.group(0).lower().startswith("since") else "some years ago", "year"),
+    (re.compile(rf"\b(?:(for|over|about|nearly|almost)\s+)?{_NUMBER_WORDS}\s+{_UNITS}\b", re.I),
+     lambda m: (m.group(1) + " " if (m.group(1) or "").lower() in ("for", "over") else "")
+     + ("a few " if m.group(2).lower() not in ("times",) else "several ")
+     + (m.group(2) if m.group(2).endswith("s") else m.group(2) + "s"),
      "exact duration"),
-    (re.compile(r"\b(?:i'm|i am|im)\s+(\d\d)\b(?!\s*(?:%|percent))", re.I),
-     lambda m: f"I'm in my {_decade(int(m.group(1)))}", "age"),
     (re.compile(rf"\b(?:last|this|next|on)\s+{_WEEKDAYS}\b", re.I), lambda m: "recently", "weekday"),
     (re.compile(rf"\b(?:in|since|last|this)\s+{_MONTHS}\b(?:\s+\d{{4}})?", re.I), lambda m: "a while ago", "month"),
     (re.compile(r"\s*\([^()]{1,80}\)"), lambda m: "", "aside in brackets"),
@@ -71,6 +80,16 @@ _IDENTIFIERS: list[_Rule] = [
      "phone number"),
     (re.compile(r"\b(?:https?://|www\.)\S*[^\s.,!?;:)]", re.I), lambda m: "a website", "web address"),
 ]
+
+
+def _age_adjective(age: int) -> str:
+    """An exact age as a loose one: "15 year old" -> "teenage", "34-year-old" -> "thirty-something"."""
+    if age < 13:
+        return "young"
+    if age < 20:
+        return "teenage"
+    words = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty", 6: "sixty", 7: "seventy"}
+    return f"{words[age // 10]}-something" if age // 10 in words else "older"
 
 
 def _decade(age: int) -> str:
@@ -89,6 +108,60 @@ def _medications() -> re.Pattern[str] | None:
     if not names:
         return None
     return re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in names) + r")(?![\w-])", re.I)
+
+
+@lru_cache(maxsize=1)
+def _named_specifics() -> tuple[re.Pattern[str] | None, dict[str, str], str, str]:
+    """Named services and UK places to generalise: one case-sensitive regex (longest name first),
+    the service names' generic wordings, and the words for a place (rules/disguise/generalise.yaml)."""
+    import yaml
+
+    from ..deid.rules import read_word_list, rules_root
+
+    path = rules_root() / "disguise" / "generalise.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PostkitError(f"cannot read the generalisation rules ({type(exc).__name__})", path=path,
+                           fix="restore rules/disguise/generalise.yaml") from None
+    unknown = sorted(set(data) - {"place", "place_after_to", "services"}) if isinstance(data, dict) else ["?"]
+    services = data.get("services") if isinstance(data, dict) else None
+    if unknown or not isinstance(services, dict) or not all(
+            isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip() for k, v in services.items()):
+        raise PostkitError("expected place, place_after_to and services (name: generic wording)", path=path,
+                           fix="see the comments at the top of the file")
+    place, after_to = str(data.get("place", "my town")), str(data.get("place_after_to", "another town"))
+    deid = rules_root() / "deid"
+    ambiguous = set(read_word_list(deid / "ambiguous_places.txt"))
+    places = [p for p in read_word_list(deid / "uk_places.txt") if p not in ambiguous and p[:1].isupper()]
+    names = sorted(set(services) | set(places), key=len, reverse=True)
+    if not names:
+        return None, {}, place, after_to
+    pattern = re.compile(r"(?<![\w&'])(?:" + "|".join(re.escape(n) for n in names) + r")(?![\w&])")
+    return pattern, dict(services), place, after_to
+
+
+def _generalise_names(text: str, edits: list[Edit]) -> str:
+    """Named services become their generic wording; UK places become "my town"."""
+    pattern, services, place, after_to = _named_specifics()
+    if pattern is None:
+        return text
+
+    def swap(match: re.Match[str]) -> str:
+        name = match.group(0)
+        if name in services:
+            new, what = services[name], "named service"
+        else:
+            before = text[: match.start()].rstrip().lower()
+            new, what = (after_to if re.search(r"\bto$", before) else place), "place"
+            if re.search(r"\b(?:my|the|a|an)$", before):
+                new = new.split(" ", 1)[-1]  # "the Leeds branch" -> "the town branch"
+        if _at_sentence_start(text, match.start()):
+            new = _upper_first(new)
+        edits.append(f"generalised {what}: {name!r} → {new!r}")
+        return new
+
+    return pattern.sub(swap, text)
 
 
 def _at_sentence_start(text: str, position: int) -> bool:
@@ -128,12 +201,15 @@ def generalise(text: str, details: bool = True) -> tuple[str, list[Edit]]:
     text = _TAG.sub(tag_word, text)
     if details:
         text = _generalise_medications(text, edits)
+        text = _generalise_names(text, edits)
     for pattern, replace, what in _IDENTIFIERS + (_GENERALISATIONS if details else []):
         def apply(match: re.Match[str], replace=replace, what=what) -> str:
             new = replace(match)
             edits.append(f"generalised {what}: {match.group(0).strip()!r} → {new!r}" if new
                          else f"dropped {what}: {match.group(0).strip()!r}")
             lead = " " if match.group(0)[:1].isspace() and new else ""
+            if new and _at_sentence_start(match.string, match.start()):
+                new = _upper_first(new)
             return lead + new
 
         text = pattern.sub(apply, text)
@@ -371,6 +447,87 @@ def drop_sentence(text: str, nlp: Any, weights: Mapping[str, float], min_words: 
     return _tidy(" ".join(kept)), [f"dropped sentence: {dropped[:40]!r}{'…' if len(dropped) > 40 else ''}"]
 
 
+# --------------------------------------------------------------------------- shorten to the core
+
+_CLAUSE_DEPS = frozenset({"ROOT", "ccomp", "advcl", "conj", "xcomp", "relcl", "parataxis"})
+_SIDE_DEPS = frozenset({"advcl", "conj", "cc", "parataxis"})
+MIN_CORE_WORDS = 5
+
+
+def _content_words(tokens: Any) -> int:
+    return sum(1 for t in tokens if t.is_alpha and not t.is_stop and t.pos_ in ("NOUN", "VERB", "ADJ", "ADV", "PROPN"))
+
+
+def _covers(lo: int, hi: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    return all(lo <= a and b <= hi for a, b in ranges)
+
+
+def core(text: str, nlp: Any, evidence: Sequence[tuple[int, int]] = (), keep: Sequence[tuple[int, int]] = ()
+         ) -> tuple[str, list[Edit]]:
+    """The shortest span of the quote that still carries its point: the sentences holding the
+    code's ``evidence`` (character ranges), or without evidence the sentence with the most
+    content words; narrowed to one clause when the evidence sits in one. ``keep`` ranges (risk
+    statements) are always inside the span. Returns ``(text, [])`` when nothing can be cut."""
+    doc = nlp(text)
+    sentences = [sent for sent in doc.sents if sent.text.strip()]
+    if not sentences:
+        return text, []
+    if evidence:
+        held = [k for k, sent in enumerate(sentences)
+                if any(sent.start_char < e and b < sent.end_char for b, e in evidence)]
+        why = "the sentences carrying the code's evidence"
+    else:
+        held = [max(range(len(sentences)), key=lambda k: (_content_words(sentences[k]), -k))]
+        why = "the most content-bearing sentence"
+    held += [k for k, sent in enumerate(sentences) if any(sent.start_char < e and b < sent.end_char for b, e in keep)]
+    if not held:
+        return text, []
+    first, last = min(held), max(held)
+    chosen = sentences[first : last + 1]
+    must = list(evidence) + list(keep)
+    if len(chosen) == 1 and must:
+        clause = _smallest_clause(chosen[0], must)
+        if clause is not None:
+            lo, hi = clause
+            piece = doc.text[lo:hi].strip().rstrip(",;:-")
+            if len(piece.split()) >= MIN_CORE_WORDS and len(piece.split()) <= len(chosen[0].text.split()) - 3:
+                end = chosen[0].text.rstrip()[-1:]
+                piece = _upper_first(piece) + (end if end in ".!?" else ".")
+                return _tidy(piece), [f"shortened to the core: one clause of {why}"]
+    result = " ".join(sent.text.strip() for sent in chosen)
+    if len(result.split()) >= len(text.split()) or len(result.split()) < MIN_CORE_WORDS:
+        return text, []
+    return _tidy(result), [f"shortened to the core: {why} ({len(chosen)} of {len(sentences)} sentences kept)"]
+
+
+def _smallest_clause(sent: Any, ranges: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """Character range of the smallest clause (a verb's subtree) of ``sent`` covering every range."""
+    best = None
+    for token in sent:
+        if token.dep_ not in _CLAUSE_DEPS or token.pos_ not in ("VERB", "AUX"):
+            continue
+        if not any(c.dep_ in ("nsubj", "nsubjpass") for c in token.children):
+            continue  # a clause with its own subject reads as a sentence; "to talk to my GP" does not
+        subtree = [t for t in token.subtree if not t.is_punct or t.i not in (token.left_edge.i, token.right_edge.i)]
+        # side clauses without evidence ("..., because you told me to") are cut off at the edges
+        for child in token.children:
+            if child.dep_ not in _SIDE_DEPS:
+                continue
+            side = list(child.subtree)
+            lo_c, hi_c = side[0].idx, side[-1].idx + len(side[-1].text)
+            if any(lo_c < e and b < hi_c for b, e in ranges):
+                continue
+            rest = [t for t in subtree if t not in side]
+            if rest and (side[0].i > max(t.i for t in rest) or side[-1].i < min(t.i for t in rest)):
+                subtree = rest
+        subtree = [t for t in subtree if not (t.is_punct or t.dep_ == "cc")] or subtree
+        lo = min(t.idx for t in subtree)
+        hi = max(t.idx + len(t.text) for t in subtree)
+        if _covers(lo, hi, ranges) and (best is None or hi - lo < best[1] - best[0]):
+            best = (lo, hi)
+    return best
+
+
 # --------------------------------------------------------------------------- phrase swaps
 
 @lru_cache(maxsize=1)
@@ -395,13 +552,14 @@ def _phrase_swaps() -> tuple[dict[str, str], re.Pattern[str] | None]:
     return swaps, pattern
 
 
-def swap_phrases(text: str, within: tuple[int, int] | None = None, limit: int | None = None
-                 ) -> tuple[str, list[Edit]]:
+def swap_phrases(text: str, within: tuple[int, int] | None = None, limit: int | None = None,
+                 protect: Protector | None = None) -> tuple[str, list[Edit]]:
     """Reword everyday phrases from the swap table in one pass (so a swap is never swapped back).
 
     ``within`` limits swaps to phrases overlapping that character range; ``limit`` to the
-    first N swaps.
+    first N swaps; phrases overlapping a ``protect(text)`` range are left alone.
     """
+    protected = list(protect(text)) if protect is not None else []
     swaps, pattern = _phrase_swaps()
     if pattern is None:
         return text, []
@@ -410,6 +568,8 @@ def swap_phrases(text: str, within: tuple[int, int] | None = None, limit: int | 
 
     def swap(match: re.Match[str]) -> str:
         if within is not None and (match.end() <= within[0] or match.start() >= within[1]):
+            return match.group(0)
+        if any(match.start() < hi and match.end() > lo for lo, hi in protected):
             return match.group(0)
         if limit is not None and len(edits) >= limit:
             return match.group(0)
@@ -442,6 +602,17 @@ def _normal(word: str) -> str:
     return word.lower().replace("\u2019", "'")
 
 
+# choose(doc, [(token, synonyms), ...]) -> {token.i: the synonym to use, or None to leave it}
+Chooser = Callable[[Any, list[tuple[Any, list[str]]]], dict[int, "str | None"]]
+# protect(text) -> character ranges that no operation may reword (risk statements)
+Protector = Callable[[str], Sequence[tuple[int, int]]]
+
+
+def _inside(token: Any, ranges: Sequence[tuple[int, int]]) -> bool:
+    start, end = token.idx, token.idx + len(token.text)
+    return any(start < hi and end > lo for lo, hi in ranges)
+
+
 def substitute(
     text: str,
     nlp: Any,
@@ -449,22 +620,32 @@ def substitute(
     *,
     share: float,
     avoid: set[str] | frozenset[str] = frozenset(),
+    choose: Chooser | None = None,
+    protect: Protector | None = None,
 ) -> tuple[str, list[Edit]]:
     """Replace the ``share`` (0–1) of replaceable words with the highest ``weights`` by synonyms.
 
     ``weights`` maps normalised words to how much they make the quote findable (0 for
     words the source does not contain). A synonym whose words appear in ``avoid`` (the
     source's words) is skipped, since swapping one shared word for another gains nothing.
+    ``choose`` picks each word's synonym in context (or refuses them all); without it the
+    lexicon's first synonym is used. Words inside ``protect(text)`` ranges are never replaced.
     """
     doc = nlp(text)
-    options = []
+    protected = list(protect(text)) if protect is not None else []
+    found = []
     for token in doc:
         weight = weights.get(_normal(token.text), 0.0)
-        if weight <= 0:
+        if weight <= 0 or _inside(token, protected):
             continue
         choices = [c for c in _replacements(token) if not (set(_normal(c).split()) & avoid)]
         if choices:
-            options.append((weight, token.i, choices[0]))
+            found.append((weight, token, choices))
+    if choose is not None and found:
+        picked = choose(doc, [(token, choices) for _, token, choices in found])
+        options = [(weight, token.i, picked[token.i]) for weight, token, _ in found if picked.get(token.i)]
+    else:
+        options = [(weight, token.i, choices[0]) for weight, token, choices in found]
     if not options:
         return text, []
     options.sort(key=lambda o: (-o[0], o[1]))
@@ -500,22 +681,35 @@ _DROPPABLE = frozenset({"just", "really", "so", "very", "even", "actually", "hon
                         "completely", "basically", "quite", "pretty", "still", "exactly", "definitely", "truly"})
 
 
-def _break_window(doc: Any, window: list[Any], avoid: frozenset[str] | set[str], inserted: set[str]
+def _break_window(doc: Any, window: list[Any], avoid: frozenset[str] | set[str], inserted: set[str],
+                  choose: Chooser | None = None, protected: Sequence[tuple[int, int]] = ()
                   ) -> tuple[str, list[Edit]] | None:
     """One change inside the window: a synonym, a phrase swap, a dropped filler word or a
-    contraction toggled; ``None`` when none applies."""
-    for token in sorted(window, key=lambda t: (t.is_stop, -len(t.text))):
+    contraction toggled; ``None`` when none applies. Protected words are never touched."""
+    free = [t for t in window if not _inside(t, protected)]
+    for token in sorted(free, key=lambda t: (t.is_stop, -len(t.text))):
         if _normal(token.text) in inserted:
             continue
         options = _replacements(token)
         choices = [c for c in options if not (set(_normal(c).split()) & avoid)] or options
+        if choices and choose is not None:
+            picked = choose(doc, [(token, choices)]).get(token.i)
+            choices = [picked] if picked else []
         if choices:
             inserted.update(_normal(choices[0]).split())
             return _rebuild(doc, {token.i: choices[0]})
+    window_touches_risk = len(free) < len(window)
     span = (window[0].idx, window[-1].idx + len(window[-1].text))
-    text, edits = swap_phrases(doc.text, within=span, limit=1)
+    text, edits = swap_phrases(doc.text, within=span, limit=1, protect=lambda _: protected)
     if edits:
         return text, edits
+    if window_touches_risk:
+        window = free  # only single-word changes outside the protected words from here on
+        if not window:
+            return None
+        span = (window[0].idx, window[-1].idx + len(window[-1].text))
+        if any(span[0] < hi and span[1] > lo for lo, hi in protected):
+            return _intensify(doc, window)
     for token in window:
         if token.lower_ in _DROPPABLE and token.dep_ == "advmod":
             kept = "".join(t.text_with_ws for t in doc if t.i != token.i)
@@ -565,11 +759,14 @@ def break_runs(
     *,
     avoid: set[str] | frozenset[str] = frozenset(),
     words: Callable[[str], list[str]],
+    choose: Chooser | None = None,
+    protect: Protector | None = None,
 ) -> tuple[str, list[Edit]]:
     """Change a word inside each findable run until none is left (or nothing more can change).
 
     ``find_runs`` gets the text's normalised words and returns ``(start, length)`` of the
     runs a phrase search would find (shared with the source, or anywhere in the corpus).
+    ``choose`` and ``protect`` as for :func:`substitute`.
     """
     edits: list[Edit] = []
     inserted: set[str] = set()  # never re-replace our own replacements (synonym of a synonym drifts)
@@ -583,7 +780,8 @@ def break_runs(
         if not runs:
             return _tidy(text), edits
         start, length = runs[0]
-        changed = _break_window(doc, word_tokens[start : start + length], avoid, inserted)
+        protected = list(protect(text)) if protect is not None else []
+        changed = _break_window(doc, word_tokens[start : start + length], avoid, inserted, choose, protected)
         if changed is None:
             stuck.add(tuple(seq[start : start + length]))
             continue

@@ -60,8 +60,8 @@ LEGACY_INDEX_DIR = "index"  # where postkit before the private cache kept the in
 STORE_FILE = "coding.sqlite"
 REVIEW_KIND = "quote"
 QUOTE_ACTIONS = ("approve", "reject")
-SCORE_FIELDS = ("verdict", "source_rank", "longest_shared_run", "distinctive_overlap", "exact_5gram_hits",
-                "meaning_score")
+SCORE_FIELDS = ("verdict", "source_rank", "dense_rank", "longest_shared_run", "distinctive_overlap",
+                "exact_5gram_hits", "meaning_score")
 EXPORT_COLUMNS = ("quote_id", "source_post_id", "text", *SCORE_FIELDS, "reviewer", "approved_at", "note")
 # A quote is at most a few hundred words. Longer texts are refused before checking: the check's
 # time grows with the text (200,000 characters took 16 s and held every other check up).
@@ -432,7 +432,8 @@ class QuoteStudy:
         if action == "approve" and checked["verdict"] != "disguised":
             raise PostkitError(
                 f"quote {quote_id}: cannot approve a text that is '{checked['verdict']}' "
-                f"(source rank {checked['source_rank']}, longest shared run {checked['longest_shared_run']}, "
+                f"(source rank {checked['source_rank']}, meaning search rank {checked.get('dense_rank') or 'not run'}, "
+                f"longest shared run {checked['longest_shared_run']}, "
                 f"5-word matches {checked['exact_5gram_hits']})",
                 fix="reword the highlighted words until the verdict is disguised",
             )
@@ -657,6 +658,7 @@ def export_approved(study: QuoteStudy, output: str | Path) -> dict[str, int]:
         )
     frame = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
     frame["source_rank"] = frame["source_rank"].astype("Int64")
+    frame["dense_rank"] = frame["dense_rank"].astype("Int64")
     with OutputSet(inputs=[study.store_path, study.folder / SUGGESTIONS_FILE]) as outputs:
         writer = outputs.table(output)
         writer.write(frame)

@@ -7,15 +7,30 @@ For every quote the suggester
    the source (what a phrase search finds);
 2. builds candidates with :mod:`postkit.disguise.paraphrase` at increasing strength —
    synonyms for the most findable third, two thirds or all replaceable words; grammar
-   and word order only; and grammar plus synonyms — with identifying details blurred,
-   and any 5-word run still shared with the source broken;
+   and word order only; and grammar plus synonyms — with identifying details generalised
+   (ages, places, durations, named services), and any 5-word run still shared with the
+   source broken. Grammar means clause order, voice and contractions inside sentences,
+   never just swapping sentences. Two more strategies go beyond rewording: **shorten to
+   the core** (the shortest span still carrying the code's evidence from the tagger, or
+   without a code the most content-bearing sentence), generalised and reworded;
+   synonyms are chosen in context: with sentence embeddings, each word's synonyms are
+   tried in its sentence and the one keeping the sentence closest to the original wins,
+   or none if even that one drifts (``swap_min_similarity`` in
+   ``rules/disguise/meaning.yaml``) — so no wrong-sense swap ("affair nurse"). Risk
+   statements (:mod:`postkit.disguise.risk`) are protected from every operation, and a
+   candidate that still changes one is dropped;
 3. adds the candidates of any external paraphraser (a Python callable, a command that
    reads the quote on stdin and writes one candidate per line, or a language model on
    this machine behind an OpenAI-compatible chat endpoint, see :mod:`postkit.disguise.llm`),
    scored the same way;
 4. checks every candidate against the corpus index in one batch, scores meaning
    preservation (:mod:`postkit.disguise.meaning`), and ranks them: disguised before
-   at risk before traceable, then by meaning score, then by fewer edits.
+   at risk before traceable (the verdict of the worst attacker), then by meaning score,
+   then by fewer edits — except that a candidate whose only change is sentence order, or
+   that keeps a run of ``long_run`` (8) words of the original, is never ranked first;
+5. says so plainly when no rewording will do (``no_rewording`` and ``advice`` on the
+   row): when no candidate is disguised with its meaning kept, a composite or a
+   summarised report is the honest alternative to a quote.
 
 The candidates are suggestions for a human reviewer (``postkit review serve``), never
 published automatically.
@@ -35,15 +50,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import PostkitError
 from . import paraphrase
-from .trace import NGRAM, VERDICTS, Thresholds, TraceIndex, shared_run_starts, words
+from .trace import NGRAM, VERDICTS, Thresholds, TraceIndex, longest_shared_run, shared_run_starts, words
 
 Paraphraser = Callable[[str], "str | Sequence[str]"]
 DEFAULT_CANDIDATES = 5
 EXTERNAL_TIMEOUT_S = 120
 RUN_BOOST = 0.5  # words in a shared 5-gram get half the top BM25 weight on top of their own
-CANDIDATE_FIELDS = ("text", "verdict", "source_rank", "longest_shared_run", "meaning_score", "edits")
+CANDIDATE_FIELDS = ("text", "verdict", "source_rank", "dense_rank", "longest_shared_run", "meaning_score",
+                    "meaning_method", "edits")
+NO_REWORDING = ("No rewording will do: every candidate can still be found by searching the forum. "
+                "Quote less of it, choose another exemplar (postkit disguise rank), or report this point "
+                "as a composite of several posts or in your own words (a summarised report) instead of a quote.")
+MEANING_LOST = ("No rewording will do: the only candidates hidden from every attacker lose the quote's meaning "
+                "(meaning score below {keeps}). Choose another exemplar (postkit disguise rank), or report this "
+                "point as a composite of several posts or in your own words (a summarised report) instead of a quote.")
 
 
 @dataclass(frozen=True)
@@ -55,16 +79,19 @@ class Plan:
     restructure: bool
     share: float  # of replaceable words given synonyms, most findable first
     drop: bool = False  # drop the most findable sentence
+    core: bool = False  # shorten to the core first (the code's evidence, or the most content-bearing sentence)
 
 
 PLANS = (
     Plan("synonyms for the most findable third", False, False, 0.34),
     Plan("synonyms for the most findable two thirds", False, False, 0.67),
-    Plan("synonyms throughout, details blurred", True, False, 1.0),
+    Plan("synonyms throughout, details generalised", True, False, 1.0),
     Plan("grammar and word order", True, True, 0.0),
     Plan("grammar + synonyms for half", True, True, 0.5),
     Plan("grammar + synonyms throughout", True, True, 1.0),
     Plan("grammar + synonyms throughout, most findable sentence dropped", True, True, 1.0, drop=True),
+    Plan("shortened to the core, details generalised", True, False, 0.0, core=True),
+    Plan("shortened to the core, reworded", True, True, 1.0, core=True),
 )
 
 
@@ -162,16 +189,24 @@ class Suggester:
     """Builds and ranks candidates for quotes against one corpus index; reuse it across quotes."""
 
     def __init__(self, index: TraceIndex, thresholds: Thresholds, *, nlp: Any = None, scorer: Any = None,
-                 externals: Sequence[External] = (), n_candidates: int = DEFAULT_CANDIDATES) -> None:
-        from .meaning import MeaningScorer, load_nlp
+                 externals: Sequence[External] = (), n_candidates: int = DEFAULT_CANDIDATES,
+                 settings: Any = None) -> None:
+        from .meaning import MeaningScorer, load_nlp, load_settings
 
         self.index = index
         self.thresholds = thresholds
         self.nlp = nlp if nlp is not None else load_nlp()
         self.scorer = scorer if scorer is not None else MeaningScorer(self.nlp)
+        self.settings = settings or getattr(self.scorer, "settings", None) or load_settings()
+        self.risk = getattr(self.scorer, "risk", None)
+        if self.risk is None:
+            from .risk import load_risk_terms
+
+            self.risk = load_risk_terms()
         self.externals = list(externals)
         self.n_candidates = n_candidates
         self.run = thresholds.max_shared_run + 1
+        self._protected: dict[str, list[tuple[int, int]]] = {}
 
     def weights(self, text: str, source_post_id: str) -> dict[str, float]:
         """How much each word of the quote makes the source findable (0 = not at all)."""
@@ -205,13 +240,77 @@ class Suggester:
 
         return find
 
-    def candidates(self, text: str, source_post_id: str) -> list[tuple[str, list[str]]]:
+    # -- meaning-safe operations
+
+    def protect(self, text: str) -> list[tuple[int, int]]:
+        """Character ranges of the text's risk statements (never reworded); cached per text."""
+        found = self._protected.get(text)
+        if found is None:
+            found = [(span.start, span.end) for span in self.risk.spans(text, self.nlp)]
+            if len(self._protected) > 2_000:
+                self._protected.clear()
+            self._protected[text] = found
+        return found
+
+    @property
+    def chooser(self) -> paraphrase.Chooser | None:
+        """Synonyms chosen in context by sentence embeddings, or None (the lexicon's first
+        synonym) when the meaning score is lexical."""
+        return self._choose if getattr(self.scorer, "method", "lexical") == "embedding" else None
+
+    def _choose(self, doc: Any, items: list[tuple[Any, list[str]]]) -> dict[int, str | None]:
+        """For each token, the synonym whose sentence stays closest to the sentence without the
+        swap, if at least ``swap_min_similarity``; embedded in one batch."""
+        from .meaning import embed_texts
+
+        k = self.settings.swap_choices
+        texts: list[str] = []
+        plan: list[tuple[int, list[str], int, int]] = []  # token.i, choices, base row, first variant row
+        for token, choices in items:
+            sent = token.sent
+            base = sent.text
+            at = token.idx - sent.start_char
+            choices = choices[:k]
+            plan.append((token.i, choices, len(texts), len(texts) + 1))
+            texts.append(base)
+            texts += [base[:at] + choice + base[at + len(token.text):] for choice in choices]
+        if not texts:
+            return {}
+        vectors = embed_texts(texts)
+        picked: dict[int, str | None] = {}
+        for i, choices, base_row, first in plan:
+            sims = vectors[first : first + len(choices)] @ vectors[base_row]
+            best = int(np.argmax(sims)) if len(choices) else -1
+            picked[i] = choices[best] if best >= 0 and sims[best] >= self.settings.swap_min_similarity else None
+        return picked
+
+    def evidence(self, text: str, code_id: str | None) -> list[tuple[int, int]]:
+        """The tagger's evidence spans for the quote's code (empty without a code or evidence)."""
+        tagger = getattr(self.scorer, "tagger", None)
+        if not code_id or tagger is None:
+            return []
+        for suggestion in tagger.suggest([text])[0]:
+            if suggestion.get("code_id") == code_id:
+                return [(int(ev["start"]), int(ev["end"])) for ev in suggestion.get("evidence", [])]
+        return []
+
+    def candidates(self, text: str, source_post_id: str, *, code_id: str | None = None
+                   ) -> list[tuple[str, list[str]]]:
         """Rule-based and external candidate texts with their edits (unscored, de-duplicated)."""
         weights = self.weights(text, source_post_id)
         source_words, source_set = self._source_vocabulary(source_post_id)
+        choose, protect = self.chooser, self.protect
+        evidence: list[tuple[int, int]] | None = None
         made: dict[str, list[str]] = {}
         for plan in PLANS:
             current, edits = text, []
+            if plan.core:
+                if evidence is None:
+                    evidence = self.evidence(text, code_id)
+                current, more = paraphrase.core(current, self.nlp, evidence, keep=protect(current))
+                if not more:
+                    continue
+                edits += more
             if plan.drop:
                 current, more = paraphrase.drop_sentence(current, self.nlp, weights)
                 if not more:
@@ -220,16 +319,17 @@ class Suggester:
             current, more = paraphrase.generalise(current, details=plan.generalise)
             edits += more
             if plan.restructure:
-                current, more = paraphrase.restructure(current, self.nlp)
+                current, more = paraphrase.restructure(current, self.nlp, sentence_order=False)
                 edits += more
             if plan.share >= 0.5:
-                current, more = paraphrase.swap_phrases(current)
+                current, more = paraphrase.swap_phrases(current, protect=protect)
                 edits += more
             if plan.share > 0:
-                current, more = paraphrase.substitute(current, self.nlp, weights, share=plan.share, avoid=source_set)
+                current, more = paraphrase.substitute(current, self.nlp, weights, share=plan.share, avoid=source_set,
+                                                      choose=choose, protect=protect)
                 edits += more
                 current, more = paraphrase.break_runs(current, self.nlp, self._run_finder(source_words),
-                                                      avoid=source_set, words=words)
+                                                      avoid=source_set, words=words, choose=choose, protect=protect)
                 edits += more
             if edits and current.strip() and current != text and current not in made:
                 made[current] = [f"plan: {plan.name}"] + edits
@@ -239,15 +339,38 @@ class Suggester:
                     made[produced] = [external.label]
         return list(made.items())
 
+    # -- ranking
+
+    def _demotion(self, original: str, candidate: str) -> tuple[str | None, int, bool]:
+        """(why the candidate may not be ranked first or None, its longest run of the original's
+        words, whether only its sentence order changed)."""
+        run = longest_shared_run(words(original), words(candidate))
+        order_only = _order_only(original, candidate)
+        if order_only:
+            return "only the sentence order changed", run, True
+        if run >= self.settings.long_run:
+            return f"keeps a run of {run} words of the original", run, False
+        return None, run, False
+
     def _rank_key(self, candidate: dict[str, Any]) -> tuple:
-        """Disguised first, by meaning; the rest by how close they come to disguised, so the
-        reviewer starts from the least findable wording."""
+        """Never first when demoted; then disguised before at risk before traceable (the verdict of
+        the worst attacker), then by meaning, then by fewer edits."""
         order = VERDICTS[::-1].index(candidate["verdict"])
-        if candidate["verdict"] == "disguised":
-            return (order, -candidate["meaning_score"], len(candidate["edits"]))
-        rank = candidate["source_rank"] or self.thresholds.search_depth + 1
-        long_run = candidate["longest_shared_run"] > self.thresholds.max_shared_run
-        return (order, candidate["exact_5gram_hits"] > 0, long_run, -rank, -candidate["meaning_score"])
+        return (candidate.get("demoted") is not None, order, -candidate["meaning_score"], len(candidate["edits"]))
+
+    def rank(self, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Candidates best first (see :meth:`_rank_key`)."""
+        return sorted(candidates, key=self._rank_key)
+
+    def advice(self, candidates: Sequence[dict[str, Any]]) -> str | None:
+        """The plain "no rewording will do" message when no candidate is disguised with its
+        meaning kept, else None."""
+        disguised = [c for c in candidates if c["verdict"] == "disguised"]
+        if any(c.get("meaning_score", 0.0) >= self.settings.keeps_meaning for c in disguised):
+            return None
+        if disguised:
+            return MEANING_LOST.format(keeps=self.settings.keeps_meaning)
+        return NO_REWORDING
 
     def suggest(self, quotes: Sequence[dict[str, Any]],
                 on_progress: Callable[[int], Any] | None = None) -> list[dict[str, Any]]:
@@ -256,34 +379,60 @@ class Suggester:
         for quote in quotes:
             text = quote["text"] if isinstance(quote.get("text"), str) else ""
             source = str(quote["source_post_id"])
-            made = self.candidates(text, source) if text.strip() else []
+            code_id = quote.get("code_id") if isinstance(quote.get("code_id"), str) else None
+            made = self.candidates(text, source, code_id=code_id) if text.strip() else []
             batch = [{"quote_id": quote["quote_id"], "source_post_id": source, "text": t}
                      for t in [text] + [m[0] for m in made]]
             checked = self.index.check(batch, self.thresholds, n_threads=1)
             meaning = self.scorer.score(text, [m[0] for m in made]) if made else []
             candidates = []
+            dropped = 0
             for (candidate_text, edits), check, sense in zip(made, checked[1:], meaning):
+                if sense.get("risk_changed"):
+                    dropped += 1  # a changed risk statement is never suggested
+                    continue
+                demoted, run, order_only = self._demotion(text, candidate_text)
                 candidates.append({
                     "text": candidate_text, "verdict": check["verdict"], "source_rank": check["source_rank"],
+                    "dense_rank": check.get("dense_rank"),
                     "longest_shared_run": check["longest_shared_run"],
                     "exact_5gram_hits": check["exact_5gram_hits"],
                     "distinctive_overlap": check["distinctive_overlap"],
-                    "meaning_score": sense["meaning_score"], "cmo_same": sense["cmo_same"], "edits": edits,
+                    "meaning_score": sense["meaning_score"],
+                    "meaning_method": sense.get("meaning_method", "lexical"),
+                    "meaning_kept": sense.get("meaning_kept", sense["meaning_score"] >= self.settings.keeps_meaning),
+                    "cmo_same": sense["cmo_same"], "cmo_changed": sense.get("cmo_changed", not sense["cmo_same"]),
+                    "negation_kept": sense.get("negation_kept", True),
+                    "original_run": run, "order_only": order_only, "demoted": demoted, "edits": edits,
                 })
-            candidates.sort(key=self._rank_key)
+            candidates = self.rank(candidates)
+            advice = self.advice(candidates)
             before = checked[0]
             rows.append({"quote_id": quote["quote_id"], "source_post_id": source, "text": text,
                          "verdict": before["verdict"], "source_rank": before["source_rank"],
+                         "dense_rank": before.get("dense_rank"),
                          "longest_shared_run": before["longest_shared_run"],
-                         "candidates": candidates[: self.n_candidates]})
+                         "candidates": candidates[: self.n_candidates],
+                         "no_rewording": advice is not None, "advice": advice, "risk_dropped": dropped})
             if on_progress:
                 on_progress(1)
         return rows
 
 
+def _sentence_words(text: str) -> list[tuple[str, ...]]:
+    return [tuple(words(piece)) for piece in _SENTENCE_END.split(" ".join(text.split())) if words(piece)]
+
+
+def _order_only(original: str, candidate: str) -> bool:
+    """True when the candidate has exactly the original's sentences (words), in another order."""
+    a, b = _sentence_words(original), _sentence_words(candidate)
+    return len(a) > 1 and a != b and sorted(a) == sorted(b)
+
+
 # --------------------------------------------------------------------------- files
 
-OUTPUT_COLUMNS = ("quote_id", "source_post_id", "text", "verdict", "source_rank", "longest_shared_run", "candidates")
+OUTPUT_COLUMNS = ("quote_id", "source_post_id", "text", "verdict", "source_rank", "dense_rank", "longest_shared_run",
+                  "candidates", "no_rewording", "advice")
 
 
 def suggest_file(
@@ -332,6 +481,9 @@ def suggest_file(
     index_seconds = time.perf_counter() - started
     with errors_at_file_rows(quotes_path, frame):
         index.source_keys(records)  # every source known, before the slow part
+    if "code_id" in frame.columns:  # the code a quote illustrates: its evidence is the core to keep
+        for record, code_id in zip(records, frame["code_id"].tolist()):
+            record["code_id"] = str(code_id).strip() if isinstance(code_id, str) and code_id.strip() else None
 
     started = time.perf_counter()
     suggester = Suggester(index, thresholds, externals=externals, n_candidates=n_candidates)
@@ -343,6 +495,7 @@ def suggest_file(
         if output_path is not None:
             result = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
             result["source_rank"] = result["source_rank"].astype("Int64")
+            result["dense_rank"] = result["dense_rank"].astype("Int64")
             writer = outputs.table(output_path)
             writer.write(result)
             if writer.columns is None:
@@ -379,7 +532,8 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         else:
             best["no candidate"] += 1
     return {"quotes": len(rows), "before": before, "best": best,
-            "best_meaning_mean": round(sum(meaning) / len(meaning), 3) if meaning else None}
+            "best_meaning_mean": round(sum(meaning) / len(meaning), 3) if meaning else None,
+            "no_rewording": sum(1 for row in rows if row.get("no_rewording"))}
 
 
 def render_summary(summary: dict[str, Any]) -> str:
@@ -389,6 +543,10 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {verdict:<13}{summary['before'].get(verdict, 0):>9}{summary['best'].get(verdict, 0):>16}")
     if summary.get("best_meaning_mean") is not None:
         lines.append(f"  mean meaning score of the best candidates: {summary['best_meaning_mean']:.3f}")
+    if summary.get("no_rewording"):
+        n = summary["no_rewording"]
+        lines.append(f"  no rewording will do for {n} quote{'s' if n != 1 else ''}: quote less, choose another "
+                     "exemplar (postkit disguise rank), or use a composite or a summarised report")
     if "posts" in summary:
         lines.append(f"  searched {summary['posts']} posts (index {summary.get('index', '?')})")
     lines.append("  Candidates are suggestions: review and approve them in `postkit review serve`.")

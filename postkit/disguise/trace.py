@@ -16,10 +16,15 @@ on the author's post. This module plays that reader. For every quote it measures
   each post instead of relying on a corpus-wide IDF cut-off that shifts with corpus size.
 * ``exact_5gram_hits`` — the number of corpus posts containing any 5 consecutive words
   of the quote verbatim (phrase search), via a hashed 5-gram → posts index.
+* ``dense_rank`` — the source post's rank when the forum is searched by *meaning*
+  (:mod:`postkit.disguise.dense`: sentence embeddings of passages of up to three sentences,
+  same tie rule). A careful rewording beats BM25 but rarely this attacker. ``dense`` says
+  whether it ran; without it (its extra not installed) no quote is called disguised.
 
-and turns them into a verdict with the thresholds in ``rules/disguise/thresholds.yaml``
-(see :class:`Thresholds`). The search is only as good as the corpus: index the whole
-forum, not just the sampled posts, or a rank of "not found" means little.
+and turns them into a verdict — the worst of the attackers — with the thresholds in
+``rules/disguise/thresholds.yaml`` (see :class:`Thresholds`). The search is only as good
+as the corpus: index the whole forum, not just the sampled posts, or a rank of "not found"
+means little.
 
 Normalisation (identical for index, queries, runs and 5-grams): first the text a search
 that ignores hiding tricks would see (:func:`postkit.identity.search_form`: invisible
@@ -78,9 +83,11 @@ FORMAT_VERSION = 2  # bump when normalisation or the saved layout changes: old c
 NGRAM = 5
 VERDICTS = ("traceable", "at risk", "disguised")
 OUTPUT_COLUMNS = (
-    "quote_id", "source_post_id", "source_rank", "longest_shared_run",
+    "quote_id", "source_post_id", "source_rank", "dense_rank", "dense", "longest_shared_run",
     "distinctive_overlap", "exact_5gram_hits", "verdict",
 )
+DENSE_RAN = "ran"
+DENSE_NOT_RUN = "not run"
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -162,9 +169,10 @@ class Thresholds:
     traceable_rank: int = 1
     traceable_run: int = 8
     max_distinctive_overlap: float | None = None
+    dense_top_k: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("top_k", "search_depth", "traceable_rank", "traceable_run"):
+        for name in ("top_k", "search_depth", "traceable_rank", "traceable_run", "dense_top_k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PostkitError(f"threshold '{name}' must be a whole number >= 1 (got {value!r})")
@@ -179,6 +187,9 @@ class Thresholds:
             )
         if self.traceable_rank > self.top_k:
             raise PostkitError(f"traceable_rank ({self.traceable_rank}) must be <= top_k ({self.top_k})")
+        if self.traceable_rank > self.dense_top_k:
+            raise PostkitError(
+                f"traceable_rank ({self.traceable_rank}) must be <= dense_top_k ({self.dense_top_k})")
         if self.traceable_run <= self.max_shared_run:
             raise PostkitError(
                 f"traceable_run ({self.traceable_run}) must be > max_shared_run ({self.max_shared_run})"
@@ -190,13 +201,23 @@ class Thresholds:
             raise PostkitError(f"threshold 'max_distinctive_overlap' must be null or 0-1 (got {value!r})")
 
     def verdict(self, row: Mapping[str, Any]) -> str:
-        """``traceable`` / ``disguised`` / ``at risk`` for one measured quote."""
+        """``traceable`` / ``disguised`` / ``at risk`` for one measured quote: the worst of the
+        BM25 attacker, the phrase search and the dense attacker (``dense_rank``).
+
+        Fail closed: a row without a ``dense_rank`` (the dense attacker did not run, e.g. its
+        extra is not installed) is never ``disguised``.
+        """
         rank = row["source_rank"]
         run = row["longest_shared_run"]
-        if (rank is not None and rank <= self.traceable_rank) or run >= self.traceable_run:
+        dense_rank = row.get("dense_rank")
+        if dense_rank is not None and pd.isna(dense_rank):
+            dense_rank = None
+        if ((rank is not None and rank <= self.traceable_rank) or run >= self.traceable_run
+                or (dense_rank is not None and dense_rank <= self.traceable_rank)):
             return "traceable"
         if (
-            (rank is None or rank > self.top_k)
+            dense_rank is not None and dense_rank > self.dense_top_k
+            and (rank is None or rank > self.top_k)
             and run <= self.max_shared_run
             and row["exact_5gram_hits"] <= self.max_exact_5gram_hits
             and (self.max_distinctive_overlap is None
@@ -403,6 +424,10 @@ class TraceIndex:
         self.gram_hash = gram_hash
         self.gram_post = gram_post
         self.fingerprint = fingerprint
+        # The dense-retrieval attacker (postkit.disguise.dense), when attached; without it no
+        # quote is called disguised, and dense_note says why it did not run.
+        self.dense: Any = None
+        self.dense_note = "the dense attacker was not set up for this index"
         self.vocab: dict[str, int] = retriever.vocab_dict
         self.position = {post_id: i for i, post_id in enumerate(post_ids)}
         if len(self.position) != len(post_ids):
@@ -435,12 +460,17 @@ class TraceIndex:
         *,
         fingerprint: str | None = None,
         batch_size: int = 50_000,
+        dense: bool | None = None,
     ) -> TraceIndex:
         """Index a corpus. ``on_progress(n)`` is called with posts tokenised since the last call.
 
         ``fingerprint`` identifies the corpus (default: :func:`fingerprint_texts`);
         :func:`check_file` passes the corpus file's hash instead, so it can test a cache
         without reading the corpus.
+
+        ``dense``: also embed every passage for the dense attacker, in memory (None = when
+        the dense extra is installed). That takes about a second per 100 passages, so a big
+        forum should go through :func:`load_index`, which caches the embeddings.
         """
         import bm25s
 
@@ -490,8 +520,28 @@ class TraceIndex:
         del doc_ids
 
         gram_hash, gram_post = _build_gram_index(tokens, lens, offsets)
-        return cls(retriever=retriever, post_ids=post_ids, tokens=tokens, offsets=offsets,
-                   gram_hash=gram_hash, gram_post=gram_post, fingerprint=fingerprint)
+        index = cls(retriever=retriever, post_ids=post_ids, tokens=tokens, offsets=offsets,
+                    gram_hash=gram_hash, gram_post=gram_post, fingerprint=fingerprint)
+        from . import embed
+
+        if dense is None:
+            dense = embed.available()
+        if dense:
+            from .dense import DenseIndex
+
+            index.attach_dense(DenseIndex.build(texts, fingerprint=fingerprint))
+        else:
+            index.dense_note = _dense_absent_note()
+        return index
+
+    def attach_dense(self, dense_index: Any) -> None:
+        """Use ``dense_index`` (a :class:`postkit.disguise.dense.DenseIndex` of this very
+        corpus, same post order) as the second attacker in :meth:`check`."""
+        if dense_index.posts != len(self):
+            raise PostkitError(f"the dense index has {dense_index.posts} posts, the corpus {len(self)}",
+                               fix="delete the dense-index cache folder; it is rebuilt")
+        self.dense = dense_index
+        self.dense_note = ""
 
     # -- cache
 
@@ -530,6 +580,19 @@ class TraceIndex:
                 shutil.rmtree(temp, ignore_errors=True)
         finally:
             lock.release()
+        self._save_dense()
+
+    def _save_dense(self) -> None:
+        """Keep attached passage embeddings in the private dense cache (never beside the BM25
+        folder, which may be one the user chose), so :meth:`load` finds them again."""
+        if self.dense is None:
+            return
+        from .dense import DenseIndex, default_dense_dir
+
+        folder = default_dense_dir(self.fingerprint)
+        if DenseIndex.cached_fingerprint(folder) != self.fingerprint:
+            self.dense.fingerprint = self.fingerprint
+            self.dense.save(folder)
 
     @staticmethod
     def cached_fingerprint(folder: str | Path) -> str | None:
@@ -553,7 +616,7 @@ class TraceIndex:
             raise PostkitError("not a trace index (or built by another postkit version)", path=folder,
                                fix="delete the folder; it is rebuilt on the next run")
         retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False, verbosity=0)
-        return cls(
+        index = cls(
             retriever=retriever,
             post_ids=json.loads((folder / "post_ids.json").read_text(encoding="utf-8")),
             tokens=np.load(folder / "tokens.npy"),
@@ -562,6 +625,32 @@ class TraceIndex:
             gram_post=np.load(folder / "gram_post.npy"),
             fingerprint=fingerprint,
         )
+        index.attach_cached_dense()
+        return index
+
+    def attach_cached_dense(self) -> bool:
+        """Attach the dense attacker from the private cache when it holds this corpus's
+        embeddings (never builds them: that needs the texts, see :func:`load_index`)."""
+        from . import embed
+
+        if not embed.available():
+            self.dense_note = _dense_absent_note()
+            return False
+        from .dense import DenseIndex, default_dense_dir
+
+        try:
+            folder = default_dense_dir(self.fingerprint)
+        except PostkitError:
+            return False
+        if DenseIndex.cached_fingerprint(folder) != self.fingerprint:
+            self.dense_note = "the forum's passage embeddings are not built yet (run `postkit disguise check` once)"
+            return False
+        try:
+            self.attach_dense(DenseIndex.load(folder))
+        except PostkitError as exc:
+            self.dense_note = exc.message
+            return False
+        return True
 
     # -- checking
 
@@ -690,14 +779,23 @@ class TraceIndex:
         workers = n_threads or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             ranks = list(pool.map(lambda p: self._source_rank(p[4], p[2], depth), prepared))
+        if self.dense is not None and prepared:
+            dense_ranks: list[int | None] = self.dense.ranks(
+                [p[0].get("text") if isinstance(p[0].get("text"), str) else "" for p in prepared],
+                [p[2] for p in prepared])
+            dense_status = DENSE_RAN
+        else:
+            dense_ranks, dense_status = [None] * len(prepared), DENSE_NOT_RUN
 
         rows = []
-        for (quote, source_key, doc, ids, _), rank in zip(prepared, ranks):
+        for (quote, source_key, doc, ids, _), rank, dense_rank in zip(prepared, ranks, dense_ranks):
             source = self.tokens[self.offsets[doc] : self.offsets[doc + 1]]
             row = {
                 "quote_id": quote.get("quote_id"),
                 "source_post_id": source_key,
                 "source_rank": rank,
+                "dense_rank": dense_rank,
+                "dense": dense_status,
                 "longest_shared_run": longest_shared_run(ids.tolist(), source.tolist()),
                 "distinctive_overlap": round(self._distinctive_overlap(source, ids), 4),
                 "exact_5gram_hits": self._exact_hits(ids),
@@ -705,6 +803,14 @@ class TraceIndex:
             row["verdict"] = thresholds.verdict(row)
             rows.append(row)
         return rows
+
+
+def _dense_absent_note() -> str:
+    from . import embed
+
+    if embed.available():
+        return "the dense attacker was not asked for"
+    return f"the dense extra is not installed ({embed.INSTALL_FIX})"
 
 
 def _build_gram_index(tokens: np.ndarray, lens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -753,6 +859,8 @@ def load_index(
     *,
     cache: bool = True,
     fingerprint: str | None = None,
+    dense: bool | None = None,
+    on_dense_progress: ProgressFn | None = None,
 ) -> tuple[TraceIndex, str]:
     """The corpus's index: from ``index_dir`` when it was built from this exact file, else built
     (and saved there). Returns ``(index, "cached" | "built")``. ``column_map`` maps postkit's
@@ -760,22 +868,53 @@ def load_index(
 
     Without ``index_dir`` the index is cached in the private cache (:func:`default_index_dir`)
     unless ``cache`` is false. ``fingerprint`` saves hashing the corpus again when known.
+
+    The dense attacker is attached too (``dense``: None = when its extra is installed): its
+    passage embeddings come from the private cache (``dense-index/``, keyed by the same
+    fingerprint and the model), else are embedded once and cached there — also when
+    ``index_dir`` is given, which holds only the BM25 side. ``on_dense_progress(n)`` counts
+    passages embedded; without it a progress bar shows on a terminal.
     """
     from ..io import open_table
+    from . import embed
 
     corpus_reader = open_table(corpus_path, required=("post_id", "text"),
                                column_map=dict(column_map) if column_map else None)
     fingerprint = fingerprint or fingerprint_file(corpus_path, column_map)
     if index_dir is None and cache:
         index_dir = default_index_dir(fingerprint)
+    texts: list[Any] | None = None
     if index_dir is not None and TraceIndex.cached_fingerprint(index_dir) == fingerprint:
-        return TraceIndex.load(index_dir), "cached"
-    post_ids, texts = _read_corpus(corpus_reader, on_progress)
-    index = TraceIndex.build(post_ids, texts, fingerprint=fingerprint)
-    del texts
-    if index_dir is not None:
-        index.save(index_dir)
-    return index, "built"
+        index, how = TraceIndex.load(index_dir), "cached"
+    else:
+        post_ids, texts = _read_corpus(corpus_reader, on_progress)
+        index = TraceIndex.build(post_ids, texts, fingerprint=fingerprint, dense=False)
+        if index_dir is not None:
+            index.save(index_dir)
+        how = "built"
+    if dense is None:
+        dense = embed.available()
+    if not dense:
+        index.dense, index.dense_note = None, _dense_absent_note()
+    elif index.dense is None:
+        _attach_dense(index, texts if texts is not None else (lambda: _read_corpus(corpus_reader, None)[1]),
+                      cache=cache or index_dir is not None, on_progress=on_dense_progress)
+    return index, how
+
+
+def _attach_dense(index: TraceIndex, texts: Any, *, cache: bool, on_progress: ProgressFn | None) -> None:
+    """Embed (or load from the private cache) the forum's passages and attach them to ``index``."""
+    from ..progress import progress_bar
+    from .dense import load_or_build
+
+    if on_progress is not None:
+        dense_index, _ = load_or_build(index.fingerprint, texts, on_progress=on_progress, cache=cache,
+                                       expected_posts=len(index))
+    else:
+        with progress_bar("Embedding forum passages", unit="passages") as advance:
+            dense_index, _ = load_or_build(index.fingerprint, texts, on_progress=advance, cache=cache,
+                                           expected_posts=len(index))
+    index.attach_dense(dense_index)
 
 
 def read_quotes(quotes_path: str | Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -818,8 +957,11 @@ def check_file(
     The corpus index is cached in ``index_dir`` (default: the private cache, see
     :func:`default_index_dir`; never inside a run or review folder) keyed by the corpus
     file's hash, so re-checking revised quotes is fast and an edited corpus is re-indexed.
+    Every quote is also searched by the dense attacker (``dense_rank``; its passage
+    embeddings are cached privately the same way); without the dense extra the check still
+    runs but calls no quote disguised (``dense`` is "not run" and ``dense_note`` says why).
     Returns ``{"counts": {verdict: n}, "quotes": n, "posts": n, "index": "built"|"cached",
-    "timings": {...seconds}}``.
+    "dense": "ran"|"not run", "dense_note": str, "timings": {...seconds}}``.
     """
     from ..io import OutputSet
 
@@ -840,6 +982,7 @@ def check_file(
 
     result = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
     result["source_rank"] = result["source_rank"].astype("Int64")
+    result["dense_rank"] = result["dense_rank"].astype("Int64")
     with OutputSet(inputs=[quotes_path, corpus_path]) as outputs:
         writer = outputs.table(output_path)
         writer.write(result)
@@ -847,6 +990,7 @@ def check_file(
             writer.set_empty_columns(list(OUTPUT_COLUMNS))
     counts = {verdict: int((result["verdict"] == verdict).sum()) for verdict in VERDICTS}
     return {"counts": counts, "quotes": len(result), "posts": len(index), "index": how,
+            "dense": DENSE_RAN if index.dense is not None else DENSE_NOT_RUN, "dense_note": index.dense_note,
             "thresholds": asdict(thresholds), "timings": timings}
 
 
@@ -859,6 +1003,11 @@ def render_summary(counts: Mapping[str, Any]) -> str:
         lines.append(f"  {verdict:<10} {int(verdicts.get(verdict, 0))}")
     if "posts" in counts:
         lines.append(f"  searched {counts['posts']} posts (index {counts.get('index', '?')})")
+    if counts.get("dense") == DENSE_NOT_RUN:
+        lines.append(f"  Dense attacker not run, so no quote is called disguised: {counts.get('dense_note')}.")
+    elif counts.get("dense") == DENSE_RAN:
+        lines.append("  attackers: BM25 keyword search (source_rank) and dense passage search (dense_rank); "
+                     "the verdict is the worse of the two")
     if verdicts.get("traceable") or verdicts.get("at risk"):
         lines.append("  Rewrite the traceable and at-risk quotes, then check again.")
     else:

@@ -5,23 +5,25 @@ links from elsewhere) so it can be archived next to the sample, opened offline a
 printed. Everything on it comes from the ``report`` dict the sampling stage builds; every
 value is escaped by jinja2's autoescape, because stratum names are forum data.
 
-Chart geometry (bins, scales, bar positions) is computed here by small pure functions and
-passed to the template as plain shapes: the template only draws, and the arithmetic can be
-unit-tested without parsing SVG.
+The binning of word counts is computed here by small pure functions (unit-tested without
+a chart); the charts themselves are drawn by matplotlib through the one chart path all
+postkit reports share (:mod:`postkit.report.charts`), which inlines them as SVG.
 """
 
 from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import jinja2
+from markupsafe import Markup
 
 from ..io import write_atomic
+from . import charts
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "sampling.html.j2"
@@ -35,11 +37,8 @@ STEP_COLOURS = {"total": "#c6dbef", "phrase": "#6baed6", "length": "#2171b5", "s
 # Okabe–Ito orange and blue: distinguishable with every common colour-vision deficiency.
 ELIGIBLE_COLOUR = "#E69F00"
 SAMPLED_COLOUR = "#0072B2"
-# The N marks and 'short' flags use Okabe–Ito vermillion (#D55E00), set in the template's CSS.
 
-CHART_WIDTH = 960
-CHAR_WIDTH = 0.6  # generous average glyph width (a fraction of font size): labels must not overrun
-LEGEND_CHAR_WIDTH = 0.53  # typical width: legend gaps only need to look even
+SHORT_COLOUR = "#D55E00"  # Okabe–Ito vermillion: the N marks and 'short' flags
 
 
 # --------------------------------------------------------------------------- formatting
@@ -76,16 +75,6 @@ def short_hash(digest: str, keep: int = 12) -> str:
     return digest if len(digest) <= keep + 1 else digest[:keep] + "…"
 
 
-def fit_text(text: str, max_width: float, font_size: float) -> str:
-    """Shorten ``text`` with an ellipsis so it fits ``max_width`` px (estimated) in an SVG label.
-
-    SVG text does not wrap or clip, so a very long stratum name would run over the bars;
-    the full name stays in the chart's <title> tooltip and in the table.
-    """
-    max_chars = max(1, int(max_width / (font_size * CHAR_WIDTH)))
-    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
-
-
 def display_name(value: Any) -> str:
     """A stratum value as text; blank or missing values are named, not shown as nothing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -94,7 +83,7 @@ def display_name(value: Any) -> str:
     return text if text.strip() else "(blank)"
 
 
-# --------------------------------------------------------------------------- scales
+# --------------------------------------------------------------------------- round numbers
 
 def nice_ceiling(value: float) -> float:
     """Smallest 1, 2, 2.5 or 5 × 10^k that is at least ``value``: axes end on round numbers."""
@@ -105,28 +94,6 @@ def nice_ceiling(value: float) -> float:
         if multiple * base >= value * (1 - 1e-12):
             return multiple * base
     return 10 * base  # pragma: no cover - the loop always returns
-
-
-def axis_ticks(max_value: float, target: int = 5, integer: bool = True) -> tuple[float, list[float]]:
-    """(axis maximum, tick values): about ``target`` round steps from 0 covering ``max_value``.
-
-    Counts use whole-number steps (no '2.5 posts'); percentages may use fractional steps.
-    """
-    step = nice_ceiling(max_value / target) if max_value > 0 else 1.0
-    if integer:
-        step = max(1.0, float(math.ceil(step)))
-    steps = max(1, math.ceil(max_value / step - 1e-9))
-    return steps * step, [i * step for i in range(steps + 1)]
-
-
-def visible_width(width: float, value: float, minimum: float = 1.5) -> float:
-    """At least ``minimum`` px for a non-zero value: 120 of 2 million posts must not vanish."""
-    return max(width, minimum) if value > 0 else 0.0
-
-
-def scale(value: float, domain_max: float, length: float) -> float:
-    """Linear map of 0..domain_max onto 0..length pixels (0 when the domain is empty)."""
-    return 0.0 if domain_max <= 0 else length * value / domain_max
 
 
 # --------------------------------------------------------------------------- histogram
@@ -251,74 +218,7 @@ def summary_stats(values: Sequence[int]) -> dict[str, str]:
             "max": fmt_int(ordered[-1])}
 
 
-# --------------------------------------------------------------------------- chart shapes
-
-@dataclass(frozen=True)
-class Rect:
-    """A bar or swatch in SVG user units; ``title`` becomes its tooltip (and accessible name)."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-    fill: str
-    title: str = ""
-    pattern: str = ""  # id of an SVG <pattern> drawn over the fill (short strata)
-
-
-@dataclass(frozen=True)
-class Label:
-    """A piece of SVG text; the template escapes ``text`` and ``title``."""
-
-    x: float
-    y: float
-    text: str
-    anchor: str = "start"  # SVG text-anchor
-    cls: str = ""          # CSS class in the template
-    title: str = ""        # full text when ``text`` was shortened
-    rotate: float = 0      # degrees about (x, y); -90 for a vertical axis title
-
-
-@dataclass(frozen=True)
-class Line:
-    """A grid line, axis, or marker; its look comes from the CSS class."""
-
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    cls: str = ""
-
-
-@dataclass
-class Chart:
-    """Everything the template needs to draw one SVG: size, shapes, and its accessible name."""
-
-    width: float
-    height: float
-    aria_label: str
-    rects: list[Rect] = field(default_factory=list)
-    labels: list[Label] = field(default_factory=list)
-    lines: list[Line] = field(default_factory=list)     # drawn under the bars (grid, axes)
-    overlay: list[Line] = field(default_factory=list)   # drawn over the bars (N marks)
-    legend: list[tuple[Rect, Label]] = field(default_factory=list)
-
-
-def _r(value: float) -> float:
-    """One decimal place: sub-pixel precision is invisible and bloats the file."""
-    return round(value, 1)
-
-
-def legend_row(items: Sequence[tuple[str, str, str]], x: float, y: float,
-               font: float = 12) -> list[tuple[Rect, Label]]:
-    """Swatch + text pairs laid left to right; items are (fill, pattern id, text)."""
-    out = []
-    for fill, pattern, text in items:
-        out.append((Rect(_r(x), _r(y - 10), 14, 12, fill, pattern=pattern),
-                    Label(_r(x + 19), _r(y), text, cls="legend")))
-        x += 19 + len(text) * font * LEGEND_CHAR_WIDTH + 22
-    return out
-
+# --------------------------------------------------------------------------- charts
 
 @dataclass(frozen=True)
 class FunnelRow:
@@ -335,7 +235,8 @@ class FunnelRow:
         return int(getattr(self, step))
 
 
-def funnel_chart(rows: Sequence[FunnelRow], per_stratum: int, step_labels: Mapping[str, str]) -> Chart | None:
+def funnel_chart(rows: Sequence[FunnelRow], per_stratum: int, step_labels: Mapping[str, str],
+                 chart_id: str = "funnel-chart") -> Markup | None:
     """Small multiples: per stratum, four horizontal bars (all → phrase → eligible → sampled).
 
     Each stratum gets its own scale, running to its total (or to N when N is larger).
@@ -344,110 +245,90 @@ def funnel_chart(rows: Sequence[FunnelRow], per_stratum: int, step_labels: Mappi
     whether it reached N, which its own scale shows. Sizes are compared in the table, and
     every bar carries its value. The dashed mark at N shows which strata were short; those
     are also labelled and their 'sampled' bar is hatched, so the flag does not rely on colour.
+    None when there are no strata.
     """
     if not rows:
         return None
-    label_w, right_w, bar_h, bar_gap, group_gap, top = 250.0, 150.0, 12.0, 3.0, 26.0, 78.0
-    x0, x1 = label_w, CHART_WIDTH - right_w
-    group_h = len(STEPS) * bar_h + (len(STEPS) - 1) * bar_gap
-    chart = Chart(CHART_WIDTH, _r(top + len(rows) * (group_h + group_gap) - group_gap + 8), "")
-    chart.aria_label = (f"Bar chart of the sampling funnel for {len(rows)} "
-                        f"{'stratum' if len(rows) == 1 else 'strata'}: all posts, posts containing the "
-                        f"phrase, eligible posts and sampled posts, each stratum on its own scale. "
-                        f"The table gives the same numbers.")
-    hatched = "Sampled, from a short stratum (fewer than N eligible: all taken)"
-    chart.legend = (legend_row([(STEP_COLOURS[s], "", step_labels[s]) for s in STEPS], 0, 16)
-                    + legend_row([("#ffffff", "short-hatch", hatched)], 0, 40))
-    if per_stratum > 0:
-        chart.lines.append(Line(2, 59, 16, 59, "n-line"))
-        chart.labels.append(Label(21, 63, f"N = {fmt_int(per_stratum)} per stratum; a stratum whose "
-                                          f"eligible bar ends left of this mark is short", "start", "legend"))
-    for index, row in enumerate(rows):
-        _funnel_group(chart, row, top + index * (group_h + group_gap), x0, x1, per_stratum, bar_h, bar_gap,
-                      step_labels)
-    return chart
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-
-def _funnel_group(chart: Chart, row: FunnelRow, y: float, x0: float, x1: float, per_stratum: int,
-                  bar_h: float, bar_gap: float, step_labels: Mapping[str, str]) -> None:
-    """The stratum's name (and short flag) on the left, a track for its scale, bars with values, N mark."""
-    group_h = len(STEPS) * bar_h + (len(STEPS) - 1) * bar_gap
-    domain = max(row.total, per_stratum, 1)
-    middle = y + group_h / 2
-    name = fit_text(row.stratum, x0 - 16, 13)
-    chart.labels.append(Label(0, _r(middle - 3 if row.short else middle + 4), name, "start", "stratum",
-                              title=row.stratum))
-    if row.short:
-        chart.labels.append(Label(0, _r(middle + 13), "▲ short: all eligible taken", "start", "short-flag"))
-    chart.rects.append(Rect(x0, _r(y - 2), x1 - x0, _r(group_h + 4), "#f3f5f7"))
-    for offset, step in enumerate(STEPS):
-        value = row.count(step)
-        bar_y = _r(y + offset * (bar_h + bar_gap))
-        width = _r(visible_width(scale(value, domain, x1 - x0), value))
-        share = "" if step == "total" else f" ({fmt_pct(value, row.total)})"
-        title = f"{row.stratum}: {step_labels[step]}: {fmt_int(value)}{share}"
-        pattern = "short-hatch" if step == "sampled" and row.short else ""
-        chart.rects.append(Rect(x0, bar_y, max(width, 0.0), bar_h, STEP_COLOURS[step], title, pattern))
-        chart.labels.append(Label(_r(x0 + width + 5), _r(bar_y + bar_h - 2), fmt_int(value) + share,
-                                  "start", "value"))
-    if per_stratum > 0:
-        x = _r(x0 + scale(per_stratum, domain, x1 - x0))
-        chart.overlay.append(Line(x, _r(y - 6), x, _r(y + group_h + 6), "n-line"))
-        chart.labels.append(Label(x, _r(y - 8), "N", "middle", "n-label"))
+    title = (f"Bar chart of the sampling funnel for {len(rows)} {'stratum' if len(rows) == 1 else 'strata'}: "
+             "all posts, posts containing the phrase, eligible posts and sampled posts, each stratum on its own "
+             "scale. The table gives the same numbers.")
+    with charts.figure(0.9 + 0.95 * len(rows)) as fig:
+        axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+        for ax, row in zip(axes, rows):
+            values = [row.count(step) for step in STEPS]
+            hatched = [step == "sampled" and row.short for step in STEPS]
+            bars = ax.barh([3, 2, 1, 0], values, height=0.8,
+                           color=["#ffffff" if h else STEP_COLOURS[s] for s, h in zip(STEPS, hatched)],
+                           edgecolor=[STEP_COLOURS[s] for s in STEPS], linewidth=0.8,
+                           hatch=["///" if h else "" for h in hatched])
+            ax.bar_label(bars, labels=[fmt_int(v) + ("" if s == "total" else f" ({fmt_pct(v, row.total)})")
+                                       for s, v in zip(STEPS, values)], padding=4, fontsize=8.5)
+            domain = max(row.total, per_stratum, 1)
+            ax.set_xlim(0, domain * 1.3)
+            ax.axvspan(0, domain, color="#f3f5f7", zorder=0)
+            if per_stratum > 0:
+                ax.axvline(per_stratum, color=SHORT_COLOUR, linestyle=(0, (5, 3)), linewidth=1.5)
+                ax.text(per_stratum, 3.55, "N", color=SHORT_COLOUR, fontweight="bold", ha="center", fontsize=9)
+            name = charts.clip_label(row.stratum, 60)
+            ax.set_title(name + ("   ▲ short: all eligible taken" if row.short else ""), loc="left",
+                         fontsize=10, fontweight="bold", color=SHORT_COLOUR if row.short else charts.INK)
+            ax.set_yticks([])
+            ax.set_xticks([])
+            for side in ("left", "bottom"):
+                ax.spines[side].set_visible(False)
+        handles = [Patch(facecolor=STEP_COLOURS[s], label=step_labels[s]) for s in STEPS]
+        handles.append(Patch(facecolor="#ffffff", edgecolor=STEP_COLOURS["sampled"], hatch="///",
+                             label="Sampled, from a short stratum (fewer than N eligible: all taken)"))
+        if per_stratum > 0:
+            handles.append(Line2D([], [], color=SHORT_COLOUR, linestyle=(0, (5, 3)),
+                                  label=f"N = {fmt_int(per_stratum)} per stratum"))
+        fig.legend(handles=handles, loc="outside upper left", ncols=3, frameon=False, fontsize=9)
+        return charts.to_svg(fig, chart_id, title)
 
 
 def histogram_chart(bins: Sequence[Bin], eligible_counts: Sequence[int], sampled_counts: Sequence[int],
-                    n_eligible: int, n_sampled: int) -> Chart:
+                    n_eligible: int, n_sampled: int, chart_id: str = "words-chart") -> Markup:
     """Side-by-side bars per bin: the share of eligible posts and of sampled posts in it.
 
     Shares, not counts: the eligible pool can be hundreds of times larger than the sample,
     and on a count axis the sample's bars would be invisible. The question a reviewer asks
-    is whether the two shapes match; exact counts are in each bar's tooltip and the table.
+    is whether the two shapes match; exact counts are in the table. With no eligible
+    posts (a sample's word counts alone) only the sampled bars are drawn.
     """
-    left, right, top, bottom = 70.0, 16.0, 44.0, 62.0
-    height = 340.0
-    plot_w, plot_h = CHART_WIDTH - left - right, height - top - bottom
-    base = top + plot_h
-    shares = [[100.0 * c / n if n else 0.0 for c in counts] for counts, n in
-              ((eligible_counts, n_eligible), (sampled_counts, n_sampled))]
-    y_max, ticks = axis_ticks(max(max(s, default=0.0) for s in shares) or 1.0, integer=False)
-    chart = Chart(CHART_WIDTH, height, "Histogram of words per post: share of eligible posts and share of "
-                  "sampled posts in each word-count bin. The table below gives the same numbers.")
-    chart.legend = legend_row([(ELIGIBLE_COLOUR, "", f"eligible posts (n = {fmt_int(n_eligible)})"),
-                               (SAMPLED_COLOUR, "", f"sampled posts (n = {fmt_int(n_sampled)})")],
-                              left, 18)
-    for tick in ticks:
-        y = _r(base - scale(tick, y_max, plot_h))
-        chart.lines.append(Line(left, y, left + plot_w, y, "grid"))
-        chart.labels.append(Label(left - 6, _r(y + 4), fmt_tick(tick, "%"), "end", "tick"))
-    chart.lines.append(Line(left, base, left + plot_w, base, "axis"))
-    slot = plot_w / max(len(bins), 1)
-    pad, every = slot * 0.12, max(1, math.ceil(46 / slot))
-    for i, b in enumerate(bins):
-        x = left + i * slot
-        series = ((shares[0], eligible_counts, n_eligible, ELIGIBLE_COLOUR, "eligible"),
-                  (shares[1], sampled_counts, n_sampled, SAMPLED_COLOUR, "sampled"))
-        for j, (share, counts, n, colour, who) in enumerate(series):
-            h = visible_width(scale(share[i], y_max, plot_h), counts[i], 1.0)
-            bar_w = (slot - 2 * pad) / 2
-            title = f"{b.label} words: {fmt_int(counts[i])} {who} posts ({fmt_pct(counts[i], n)})"
-            chart.rects.append(Rect(_r(x + pad + j * bar_w), _r(base - h), _r(bar_w), _r(h), colour, title))
-        if b.overflow:
-            chart.lines.append(Line(_r(x), top, _r(x), base, "overflow"))
-            chart.labels.append(Label(_r(x + slot / 2), base + 16, b.label, "middle", "tick"))
-        elif i % every == 0:
-            chart.lines.append(Line(_r(x), base, _r(x), base + 4, "axis"))
-            chart.labels.append(Label(_r(x), base + 16, fmt_int(b.lo), "middle", "tick"))
-    if bins and not bins[-1].overflow and len(bins) % every == 0:
-        end = left + len(bins) * slot
-        chart.labels.append(Label(_r(end), base + 16, fmt_int(bins[-1].hi or 0), "middle", "tick"))
-    width_words = (bins[0].hi or bins[0].lo + 1) - bins[0].lo if bins else 0
-    chart.labels.append(Label(_r(left + plot_w / 2), height - 14,
-                              f"words per post (bins of {width_words}; each tick marks where a bin starts)",
-                              "middle", "axis-title"))
-    chart.labels.append(Label(16, _r(top + plot_h / 2), "share of the group's posts", "middle", "axis-title",
-                              rotate=-90))
-    return chart
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    series = [(f"eligible posts (n = {fmt_int(n_eligible)})", eligible_counts, n_eligible, ELIGIBLE_COLOUR),
+              (f"sampled posts (n = {fmt_int(n_sampled)})", sampled_counts, n_sampled, SAMPLED_COLOUR)]
+    series = [s for s in series if s[2]]
+    title = ("Histogram of words per post: share of "
+             + " and share of ".join(s[0].split(" (")[0] for s in series)
+             + " in each word-count bin. The table below gives the same numbers.")
+    with charts.figure(3.4) as fig:
+        ax = fig.subplots()
+        width = 0.8 / max(len(series), 1)
+        for index, (label, counts, n, colour) in enumerate(series):
+            shares = [100.0 * c / n for c in counts]
+            ax.bar([i - 0.4 + width * (index + 0.5) for i in range(len(bins))], shares, width=width,
+                   color=colour, label=label)
+        every = max(1, math.ceil(len(bins) / 9))  # about nine labels: they stay level and legible
+        ticks = [i for i in range(len(bins)) if i % every == 0 or bins[i].overflow]
+        if len(ticks) > 1 and bins[ticks[-1]].overflow and ticks[-1] - ticks[-2] < every:
+            del ticks[-2]  # the overflow label is never crowded out
+        ax.set_xticks(ticks, [bins[i].label for i in ticks], fontsize=8.5)
+        if bins and bins[-1].overflow:
+            ax.axvline(len(bins) - 1.5, color=charts.MUTED, linestyle=":", linewidth=1)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=None))
+        ax.grid(axis="y", color=charts.GRID)
+        ax.set_axisbelow(True)
+        step = (bins[0].hi or bins[0].lo + 1) - bins[0].lo if bins else 0
+        ax.set_xlabel(f"words per post (bins of {step})")
+        ax.set_ylabel("share of the group's posts")
+        ax.legend(loc="upper right", frameon=False)
+        return charts.to_svg(fig, chart_id, title)
 
 
 # --------------------------------------------------------------------------- report → page
@@ -556,7 +437,6 @@ def build_context(report: Mapping[str, Any]) -> dict[str, Any]:
         "stats": {"eligible": summary_stats(eligible), "sampled": summary_stats(sampled)},
         "problems": consistency_problems(report, rows, len(eligible), len(sampled)),
         "command": reproduce_command(report),
-        "hatch_colour": STEP_COLOURS["sampled"],
     }
 
 

@@ -46,10 +46,14 @@ API (all JSON, all need the token; errors are ``{"error": ..., "fix": ...}`` wit
                             :data:`CHECK_TIMEOUT_S` or too many checks are waiting)
 ``POST /api/decide``        ``{quote_id, action: approve|reject, text, note}`` → the decision,
                             recorded under the token's reviewer
-``GET  /api/excerpts``      ``{coder, excerpts}``; each excerpt carries only the caller's own
-                            decisions (coders judge independently, as agreement needs), its
-                            suggestions with definitions and merged evidence, and the codes
-                            the caller added
+``GET  /api/excerpts``      ``{coder, excerpts, order, learning}``; each excerpt carries only
+                            the caller's own decisions (coders judge independently, as
+                            agreement needs), its suggestions with definitions and merged
+                            evidence, and the codes the caller added. ``?order=sampled`` (as
+                            stored) or ``?order=uncertainty`` (the caller's decided excerpts
+                            first, then the rest most informative first); default: the app's
+                            ``--order``. ``learning`` is :attr:`Learner.status`
+``GET  /api/learning``      the retraining status alone (the page polls it while a retrain runs)
 ``GET  /api/codes``         ``{codes}`` — every codebook code with its definition and
                             include/exclude notes (to add a code that was not suggested)
 ``POST /api/code``          ``{unit_id, code_id, action: accept|reject|add|remove, memo}``; 422
@@ -66,7 +70,9 @@ at most :data:`CHECK_TIMEOUT_S` for its check (then 503, and a check still queue
 dropped), and at most :data:`MAX_PENDING_CHECKS` checks may wait at once. A decision
 first runs its check on the check thread (the study keeps the result), then records it
 on the study thread. Pass ``make_server`` a callable that opens the study so it is
-opened on the study thread.
+opened on the study thread. Retraining the ranker from the coders' decisions runs on a
+*learning* thread of its own (:mod:`postkit.review.learner`): a coding decision only
+tells it that one more decision exists, and the request returns at once.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..errors import PostkitError
 from ..io import jsonable
 from .identity import Reviewer, Reviewers, default_reviewer_name, normalise_name
+from .learner import DEFAULT_RETRAIN_EVERY, ORDERS, Learner, study_settings
 
 __all__ = ["DEFAULT_PORT", "HOST", "ReviewServer", "make_server", "serve"]
 
@@ -165,14 +172,22 @@ class ReviewServer(ThreadingHTTPServer):
     ``lambda: QuoteStudy.open(folder)``); a study the server opened it also closes.
     ``reviewers``: names (normalised, see :mod:`postkit.review.identity`); each gets a
     fresh secret token, see :meth:`link`. None: one reviewer named after the
-    operating-system user.
+    operating-system user. ``retrain_every``: retrain the study's ranker after every N
+    coding decisions (0: never); ``order``: the excerpt order when the page asks for none
+    (sampled or uncertainty). None for either: the study's ``[review]`` setting (from the
+    run folder's manifest), else 25 and sampled. A study without a coding store on disk
+    (``store_path``) gets neither.
     """
 
     daemon_threads = True  # Ctrl+C never waits for a browser's keep-alive connection
 
     def __init__(self, study: Any, port: int = DEFAULT_PORT, reviewers: Sequence[str] | None = None, *,
-                 check_timeout: float = CHECK_TIMEOUT_S) -> None:
+                 check_timeout: float = CHECK_TIMEOUT_S, retrain_every: int | None = 0,
+                 order: str | None = "sampled") -> None:
         self.study, self._owns_study, self._worker, self._checker = None, False, None, None  # for server_close()
+        self.learner: Learner | None = None
+        if order is not None and order not in ORDERS:
+            raise PostkitError(f"unknown excerpt order {order!r}", fix=f"use one of: {', '.join(ORDERS)}")
         # Names first: a bad --reviewers list fails before the port is bound or the study opened.
         self.reviewers = Reviewers(reviewers if reviewers is not None else [default_reviewer_name()])
         self.check_timeout = check_timeout
@@ -188,11 +203,27 @@ class ReviewServer(ThreadingHTTPServer):
         self._owns_study = callable(study) and not hasattr(study, "quotes")
         try:
             self.study = self._worker.submit(study).result() if self._owns_study else study
+            self.learner = self._make_learner(retrain_every, order)
         except BaseException:
+            if self._owns_study and self.study is not None:
+                self._worker.submit(self.study.close).result()
             self._worker.shutdown()
             self._checker.shutdown()
             self.socket.close()
             raise
+
+    def _make_learner(self, every: int | None, order: str | None) -> Learner | None:
+        store_path = getattr(self.study, "store_path", None)
+        if store_path is None or getattr(self.study, "store", None) is None:
+            return None
+        settings = study_settings(store_path) if every is None or order is None else {}
+        every = every if every is not None else settings.get("retrain_every", DEFAULT_RETRAIN_EVERY)
+        order = order if order is not None else settings.get("order", "sampled")
+        return Learner(store_path, every=every, order=order, write=self.write)
+
+    def write(self, function: Callable[[Any], Any]) -> Any:
+        """``function(store)`` with the study's writable coding store, on the study thread."""
+        return self._worker.submit(lambda: function(self.study.store)).result()
 
     @property
     def url(self) -> str:
@@ -240,6 +271,8 @@ class ReviewServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
+        if self.learner is not None:  # first: a running retrain may still write through the study
+            self.learner.close()
         if self._checker is not None:
             self._checker.shutdown(cancel_futures=True)
         if self._owns_study and self.study is not None:
@@ -433,10 +466,28 @@ class _Handler(BaseHTTPRequestHandler):
             history = self.server.call("history", quote_id, timeout=STUDY_TIMEOUT_S)
             self._json(HTTPStatus.OK, {"quote": quote, "history": history})
         elif path == "/api/excerpts":
-            for asked in parse_qs(url.query).get("coder", []):
+            query = parse_qs(url.query)
+            for asked in query.get("coder", []):
                 _same_person({"coder": asked}, "coder", me)  # nobody reads another coder's decisions
+            asked_order = (query.get("order") or [None])[-1]
+            if asked_order is not None and asked_order not in ORDERS:
+                raise _ApiError(HTTPStatus.BAD_REQUEST, "unknown excerpt order",
+                                f"use order={' or order='.join(ORDERS)}")
+            learner = self.server.learner
+            if learner is None and asked_order == "uncertainty":
+                raise _ApiError(HTTPStatus.BAD_REQUEST, "this study cannot order excerpts by uncertainty",
+                                "use order=sampled")
             excerpts = self.server.call("excerpts", me.name, timeout=STUDY_TIMEOUT_S)
-            self._json(HTTPStatus.OK, {"coder": me.name, "excerpts": excerpts})
+            order, learning = "sampled", {"state": "off", "every": 0, "message": ""}
+            if learner is not None:
+                order, excerpts = learner.ordered(excerpts, asked_order)
+                learning = learner.status
+            self._json(HTTPStatus.OK, {"coder": me.name, "excerpts": excerpts, "order": order,
+                                       "learning": learning})
+        elif path == "/api/learning":
+            learner = self.server.learner
+            self._json(HTTPStatus.OK, learner.status if learner is not None else
+                       {"state": "off", "every": 0, "message": ""})
         elif path == "/api/codes":
             self._json(HTTPStatus.OK, {"codes": self.server.call("codes", timeout=STUDY_TIMEOUT_S)})
         else:
@@ -463,6 +514,8 @@ class _Handler(BaseHTTPRequestHandler):
             _same_person(body, "coder", me)
             self.server.call("decide_code", _text_field(body, "unit_id"), _text_field(body, "code_id"),
                              me.name, _text_field(body, "action"), _text_field(body, "memo", required=False) or None)
+            if self.server.learner is not None:
+                self.server.learner.decided()  # a retrain, if due, starts in the background
             self._json(HTTPStatus.OK, {"ok": True})
 
 
@@ -470,15 +523,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(study: Any, port: int = DEFAULT_PORT, reviewers: Sequence[str] | None = None, *,
-                check_timeout: float = CHECK_TIMEOUT_S) -> ReviewServer:
+                check_timeout: float = CHECK_TIMEOUT_S, retrain_every: int | None = 0,
+                order: str | None = "sampled") -> ReviewServer:
     """A server for ``study`` on 127.0.0.1:``port`` (0 = any free port), not yet serving.
 
     ``study``: an open study, or a callable opening one on the server's study thread
-    (see :class:`ReviewServer`). ``reviewers``: their names (None: the operating-system
-    user). Raises :class:`PostkitError` for a bad reviewer list or a taken port.
+    (see :class:`ReviewServer`, also for ``retrain_every`` and ``order``; retraining is
+    off unless asked for here, while ``postkit review serve`` retrains every 25 decisions).
+    ``reviewers``: their names (None: the operating-system user). Raises
+    :class:`PostkitError` for a bad reviewer list or a taken port.
     """
     try:
-        return ReviewServer(study, port, reviewers, check_timeout=check_timeout)
+        return ReviewServer(study, port, reviewers, check_timeout=check_timeout, retrain_every=retrain_every,
+                            order=order)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise PostkitError(
@@ -505,12 +562,15 @@ def _stop_on_signals() -> None:
 
 
 def serve(study: Any, port: int = DEFAULT_PORT, *, reviewers: Sequence[str] | None = None,
-          open_browser: bool = True, on_ready: Callable[[ReviewServer], None] | None = None) -> None:
+          open_browser: bool = True, on_ready: Callable[[ReviewServer], None] | None = None,
+          retrain_every: int | None = None, order: str | None = None) -> None:
     """Serve ``study`` until Ctrl+C (or SIGTERM); ``on_ready(server)`` is called once the port is bound
     (print :meth:`ReviewServer.link` of each reviewer there). The browser is opened at the
-    reviewer's link only when there is one reviewer: links of several people are theirs to open."""
+    reviewer's link only when there is one reviewer: links of several people are theirs to open.
+    ``retrain_every``/``order``: see :class:`ReviewServer` (None: the study's ``[review]``
+    settings, else every 25 decisions and the sampled order)."""
     _stop_on_signals()
-    server = make_server(study, port, reviewers)
+    server = make_server(study, port, reviewers, retrain_every=retrain_every, order=order)
     try:
         if on_ready is not None:
             on_ready(server)

@@ -9,6 +9,9 @@
 // serve`): the token is moved from the address bar into sessionStorage (this tab only;
 // never localStorage, never a cookie) and sent with every API call as
 // `Authorization: Bearer`. The server records decisions under the token's name.
+//
+// The coder's choice of excerpt order (as sampled, or most informative first) is kept in
+// localStorage per study and coder, so it survives reloads; it is a preference, not a secret.
 "use strict";
 
 (() => {
@@ -20,12 +23,14 @@
   const CHECK_DELAY_MS = 300;
   const VERDICT_ORDER = { disguised: 0, "at risk": 1, traceable: 2 };
   const VERDICT_WHY = {
-    traceable: "a search for this text finds the source post: reword it",
-    "at risk": "the source post is still findable: reword the highlighted words",
-    disguised: "searching for this text does not find the source post",
+    traceable: "a search for this text, by its words or its meaning, finds the source post: reword it",
+    "at risk": "the source post is still findable by its words or its meaning: reword, generalise or quote less",
+    disguised: "searching for this text, by its words or its meaning, does not find the source post",
   };
   const STATUS = { approve: "approved", reject: "rejected" };
   const CODE_COLOURS = 8; // evidence colours c1 … c8 in app.css
+  const ORDER_KEY = "postkit-review.order";
+  const LEARNING_POLL_MS = 1500;
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -49,6 +54,9 @@
     deciding: false,
     excerptsLoaded: false, // false: reload the excerpts (and your decisions) before showing them
     excerptSeq: 0,
+    order: null, // "sampled" or "uncertainty" once the coder chose (saved); null: the app's default
+    learning: null, // the ranker's retraining status, from the server
+    learningTimer: null,
     page: null,
   };
 
@@ -193,10 +201,16 @@
   function candidateScores(c) {
     return [
       ["source rank", c.source_rank == null ? "not found" : fmt(c.source_rank),
-        "The source post's position when this text is searched for (1 = first result)"],
+        "The source post's position when this text is searched for by its words (1 = first result)"],
+      ["meaning search rank", c.dense_rank == null ? "not run" : fmt(c.dense_rank),
+        "The source post's position when the forum is searched by meaning (sentence embeddings of " +
+        "passages; within the first 20 = findable). Not run = no quote can be called disguised"],
       ["longest shared run", `${fmt(c.longest_shared_run)} word${c.longest_shared_run === 1 ? "" : "s"}`,
         "Longest run of consecutive words shared with the source"],
-      ["meaning", share(c.meaning_score), "How much of the original's meaning survives (0-1)"],
+      ["meaning", share(c.meaning_score) + (c.cmo_changed ? " · CMO area changed" : ""),
+        "How much of the original's meaning survives (0-1; careful human rewrites score about 0.6), by " +
+        (c.meaning_method === "embedding" ? "sentence-embedding similarity" : "word overlap") +
+        (c.cmo_changed ? "; the codebook tagger now reads another CMO area or direction" : "")],
     ];
   }
 
@@ -250,6 +264,9 @@
   }
 
   function bestCandidate(quote) {
+    // Suggestions carrying `demoted` are already ranked by postkit (an order-only or long-run
+    // candidate is never first): keep that order.
+    if ((quote.candidates || []).some((c) => "demoted" in c)) return quote.candidates[0];
     const ranked = [...(quote.candidates || [])].sort((a, b) =>
       (VERDICT_ORDER[a.verdict] ?? 3) - (VERDICT_ORDER[b.verdict] ?? 3) ||
       (b.meaning_score ?? -1) - (a.meaning_score ?? -1));
@@ -300,6 +317,13 @@
     $("original").textContent = quote.text;
 
     const list = clear($("candidates"));
+    let advice = $("no-rewording");
+    if (!advice) {
+      advice = el("p", { id: "no-rewording", class: "notice", role: "status" });
+      list.before(advice);
+    }
+    advice.hidden = !quote.no_rewording;
+    advice.textContent = quote.no_rewording ? quote.advice || "No rewording will do for this quote." : "";
     (quote.candidates || []).forEach((candidate, number) => {
       const edits = candidate.edits && candidate.edits.length
         ? el("ul", { class: "edits" }, ...candidate.edits.map((e) => el("li", { text: e })))
@@ -473,10 +497,92 @@
 
   async function loadExcerpts() {
     const seq = ++state.excerptSeq;
-    const data = await api("GET", "/api/excerpts"); // only your own decisions come back
+    const query = state.order ? `?order=${encodeURIComponent(state.order)}` : "";
+    const data = await api("GET", `/api/excerpts${query}`); // only your own decisions come back
     if (seq !== state.excerptSeq) return; // a later load (e.g. after a decision) wins
     state.excerpts = data.excerpts;
     state.excerptsLoaded = true;
+    $("order-uncertainty").checked = data.order === "uncertainty";
+    renderLearning(data.learning);
+  }
+
+  // -- excerpt order and the ranker's retraining
+
+  function orderKey() {
+    return `${ORDER_KEY}:${state.study}:${state.me}`;
+  }
+
+  function savedOrder() {
+    try {
+      const saved = localStorage.getItem(orderKey());
+      return saved === "sampled" || saved === "uncertainty" ? saved : null;
+    } catch (exc) {
+      return null; // storage disabled: the app's default order
+    }
+  }
+
+  async function changeOrder() {
+    state.order = $("order-uncertainty").checked ? "uncertainty" : "sampled";
+    try {
+      localStorage.setItem(orderKey(), state.order);
+    } catch (exc) {
+      /* storage disabled: the choice lasts until the page is reloaded */
+    }
+    state.excerptsLoaded = false;
+    await showExcerpt(state.unitId); // the same excerpt stays open; the list takes the new order
+    announce(state.order === "uncertainty" ? "Excerpts you have not coded: most informative first."
+      : "Excerpts in the order they were sampled.");
+  }
+
+  function clock(iso) {
+    const date = new Date(iso);
+    return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function learningText(status) {
+    if (status.state === "retrained") {
+      const at = status.at ? ` at ${clock(status.at)}` : "";
+      const reranked = status.reranked ? `; suggestions of ${status.reranked} uncoded excerpt${status.reranked === 1 ? "" : "s"} re-ranked` : "";
+      return `Ranker retrained on ${status.decisions} decisions${at}${reranked}.`;
+    }
+    if (status.state === "idle") {
+      return `The ranker retrains after every ${status.every === 1 ? "decision" : `${status.every} decisions`}.`;
+    }
+    const message = status.message || "";
+    return message ? `${message[0].toUpperCase()}${message.slice(1)}${/[.…]$/.test(message) ? "" : "."}` : "";
+  }
+
+  function renderLearning(status) {
+    const node = $("learning-status");
+    const was = state.learning && state.learning.state;
+    state.learning = status || null;
+    if (!status || status.state === "off") {
+      node.hidden = true;
+      return;
+    }
+    node.dataset.state = status.state;
+    node.textContent = learningText(status);
+    node.hidden = !node.textContent;
+    if (status.state === "running" && !state.learningTimer) {
+      state.learningTimer = setTimeout(pollLearning, LEARNING_POLL_MS);
+    }
+    if (was === "running" && status.state === "retrained") state.excerptsLoaded = false; // re-ranked: reload on the next move
+  }
+
+  async function pollLearning() {
+    state.learningTimer = null;
+    try {
+      const status = await api("GET", "/api/learning");
+      const finished = state.learning && state.learning.state === "running" && status.state !== "running";
+      renderLearning(status);
+      if (finished && status.state === "retrained" && state.page === "coding" && !state.deciding) {
+        // The list takes the new order and suggestions; the open excerpt is left as it is until the coder moves.
+        await loadExcerpts();
+        renderExcerptList();
+      }
+    } catch (error) {
+      /* the status line is a courtesy: a failed poll is not worth an error box */
+    }
   }
 
   async function loadCodes() {
@@ -886,6 +992,8 @@
   async function loadMe() {
     const data = await api("GET", "/api/me");
     state.me = data.name;
+    state.study = data.study;
+    state.order = savedOrder();
     $("me").textContent = data.name;
     $("who").hidden = false;
   }
@@ -900,6 +1008,7 @@
     $("quote-next").addEventListener("click", () => step(1));
     $("excerpt-prev").addEventListener("click", () => stepExcerpt(-1));
     $("excerpt-next").addEventListener("click", () => stepExcerpt(1));
+    $("order-uncertainty").addEventListener("change", () => changeOrder().catch(showError));
     $("add-code-search").addEventListener("input", () => {
       const excerpt = currentExcerpt();
       if (excerpt) renderAddCode(excerpt);
