@@ -41,8 +41,9 @@ from .recognizers import (
     pattern_recognizers,
     token_lowers,
 )
+from .learned_age import AgeModel
 from .repair import repair_boundaries, to_original
-from .rules import DeidRules, load_rules
+from .rules import LEARNED_MODELS, DeidRules, load_rules
 
 # ID_NUMBER: other national ids from the locale packs (Medicare, tax file, Social Security numbers).
 ENTITY_TYPES = ("PERSON", "USERNAME", "EMAIL", "PHONE", "POSTCODE", "NHS_NUMBER", "NI_NUMBER", "ID_NUMBER",
@@ -82,6 +83,7 @@ class DeidEngine:
         deny_names: Iterable[str] = (),
         loaded_model: LoadedModel | None = None,
         locales: Sequence[str] | None = None,
+        learned_age: bool = True,
     ) -> None:
         from ..errors import PostkitError
 
@@ -210,6 +212,16 @@ class DeidEngine:
         self._presidio_nlp.nlp = {"en": self.nlp}
         self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self._presidio_nlp,
                                        supported_languages=["en"])
+        # A learned second opinion on ages (learned_age.py), added to the rules' findings; on
+        # unless turned off, and a rules folder without its model file is refused (fail closed).
+        self.age_model: AgeModel | None = None
+        if learned_age and "AGE" in self.entities:
+            if "age" not in self.rules.learned:
+                raise PostkitError("the learned age model is missing",
+                                   path=self.rules.folder / LEARNED_MODELS["age"],
+                                   fix="copy rules/deid/age_model.json into the rules folder "
+                                       "(or turn the learned age model off)")
+            self.age_model = AgeModel(self.rules.learned["age"], words("first_names") + tuple(deny_names))
 
     # ----------------------------------------------------------------- public
 
@@ -240,6 +252,12 @@ class DeidEngine:
                 if start < end:
                     results[index].append(Finding(start, end, finding.entity_type, finding.score,
                                                   finding.recognizer))
+        if self.age_model is not None:
+            for text, found in zip(clean, results):
+                # an overlap with a rules age is merged below (the model may add its unit)
+                taken = [(f.start, f.end) for f in found if f.entity_type != "AGE"]
+                found.extend(Finding(start, end, "AGE", score, "learned_age")
+                             for start, end, score in self.age_model.find(text, taken))
         return [merge_findings(found) for found in results]
 
     # ----------------------------------------------------------------- internals

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 import yaml
 
 from ..errors import PostkitError
+from .learned_age import read_model_file
 
 WORD_LISTS = (
     "first_names", "ambiguous_names", "surnames", "uk_places", "ambiguous_places", "employers",
@@ -31,6 +32,9 @@ WORD_LISTS = (
     "acronyms", "common_words",
 )
 
+
+#: Learned models stored as data beside the word lists: name -> file (see learned_age.py).
+LEARNED_MODELS = {"age": "age_model.json"}
 
 #: Locales used when a study chooses none.
 DEFAULT_LOCALES: tuple[str, ...] = ("uk",)
@@ -66,6 +70,8 @@ class DeidRules:
     sha256: str  # of every file read, in a fixed order
     extra_deny_usernames: tuple[str, ...] = field(default=())
     locales: tuple[str, ...] = DEFAULT_LOCALES
+    #: learned models stored as data (``age_model.json`` -> "age"), parsed; hashed like every rules file
+    learned: dict[str, Any] = field(default_factory=dict)
 
     def words(self, name: str) -> tuple[str, ...]:
         return self.lists.get(name, ())
@@ -123,11 +129,17 @@ def _load_rules(folder: str | None, locales: tuple[str, ...]) -> DeidRules:
         lists[name] = tuple(entries)
         digest.update(f"{name}.txt\0".encode() + "\n".join(entries).encode())
     _check_patterns(patterns, patterns_file)
+    learned = {}
+    for name, file_name in LEARNED_MODELS.items():
+        model_file = path / file_name
+        if model_file.exists():  # a missing model is refused by the engine that needs it (fail closed)
+            digest.update(f"{file_name}\0".encode() + model_file.read_bytes())
+            learned[name] = read_model_file(model_file)
     patterns, helplines = _merge_locales(path, patterns, locales, digest)
     # Helplines and crisis lines are services, never identifiers, whichever locales are chosen.
     lists["allow_services"] = lists["allow_services"] + helplines
     digest.update(b"locales\0" + ",".join(locales).encode())
-    return DeidRules(path, patterns, lists, digest.hexdigest(), locales=locales)
+    return DeidRules(path, patterns, lists, digest.hexdigest(), locales=locales, learned=learned)
 
 
 def _read_yaml(path: Path) -> tuple[str, Any]:
