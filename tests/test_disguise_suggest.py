@@ -127,9 +127,12 @@ def test_verbatim_quotes_become_disguised(suggester, demo):
     rows = suggester.suggest(quotes)
     assert all(r["verdict"] == "traceable" for r in rows)  # verbatim: the source is the first hit
     disguised = [r for r in rows if r["candidates"] and r["candidates"][0]["verdict"] == "disguised"]
-    # The demo corpus is generated from templates, so whole sentences recur across posts:
-    # a hard case. At least a third of the quotes get a disguised best candidate...
-    assert len(disguised) >= 2, [r["candidates"][0] if r["candidates"] else None for r in rows]
+    # The demo corpus is generated from templates, so whole sentences recur across posts and
+    # a search by meaning finds most rewordings (the dense attacker): a quote whose best
+    # candidate is not disguised must say plainly that no rewording will do...
+    for row in rows:
+        if row not in disguised:
+            assert row["no_rewording"] and row["advice"], row
     # ...and every best candidate is less findable than the verbatim quote.
     for row in rows:
         top = row["candidates"][0]
@@ -144,8 +147,10 @@ def test_verbatim_quotes_become_disguised(suggester, demo):
         order = ["disguised", "at risk", "traceable"]
         ranks = [order.index(c["verdict"]) for c in row["candidates"]]
         assert ranks == sorted(ranks)  # best first
-    # the rewrite keeps enough of the quote to still say the same thing
-    assert max(r["candidates"][0]["meaning_score"] for r in disguised) >= 0.5
+    # a disguised rewrite that lost the quote's meaning says so too
+    for row in disguised:
+        kept = max(c["meaning_score"] for c in row["candidates"] if c["verdict"] == "disguised")
+        assert (row["advice"] is None) == (kept >= 0.6), row
 
 
 def test_candidates_are_checked_like_the_check_command(suggester, index, demo):
