@@ -131,6 +131,25 @@ def test_export_refuses_a_quote_that_no_longer_passes(study_dir, built, tmp_path
     assert not out.exists()
 
 
+def test_a_disguised_text_that_changes_a_risk_statement_cannot_be_approved_or_exported(study_dir, tmp_path,
+                                                                                         monkeypatch):
+    with QuoteStudy.open(study_dir) as study:
+        quote, good = _approvable(study)
+        study.decide(quote["quote_id"], "amy", "approve", good)  # approved while it kept the meaning
+        real_check = study.check
+
+        def risk_changed(quote_id, text):
+            return real_check(quote_id, text) | {"risk_changed": True,
+                                                 "risk_reason": "a risk statement (self-harm) was reworded or dropped"}
+
+        monkeypatch.setattr(study, "check", risk_changed)
+        with pytest.raises(PostkitError, match=r"cannot approve: a risk statement \(self-harm\)"):
+            study.decide(quote["quote_id"], "amy", "approve", good)
+        with pytest.raises(PostkitError, match="a risk statement changed"):
+            export_approved(study, tmp_path / "q.csv")
+    assert not (tmp_path / "q.csv").exists()
+
+
 def _review_many(folder: str, reviewer: str, count: int, queue) -> None:
     with QuoteStudy.open(folder) as study:
         quotes = study.quotes()

@@ -437,6 +437,12 @@ class QuoteStudy:
                 f"5-word matches {checked['exact_5gram_hits']})",
                 fix="reword the highlighted words until the verdict is disguised",
             )
+        if action == "approve" and checked.get("risk_changed"):
+            # A disguised text must still report a person's disclosure of risk as they made it.
+            raise PostkitError(
+                f"quote {quote_id}: cannot approve: {checked.get('risk_reason') or 'a risk statement changed'}",
+                fix="keep the risk statement as the person wrote it (reword the rest), then check again",
+            )
         self.store.add_review(REVIEW_KIND, self._get(quote_id)["quote_id"], name, action,
                               text=text, scores=scores, note=(note or None))
         return self.history(quote_id)[-1]
@@ -642,6 +648,9 @@ def export_approved(study: QuoteStudy, output: str | Path) -> dict[str, int]:
         checked = study.check(quote["quote_id"], decision["text"])
         if checked["verdict"] != "disguised":
             failing.append(f"{quote['quote_id']} ({checked['verdict']})")
+            continue
+        if checked.get("risk_changed"):
+            failing.append(f"{quote['quote_id']} (a risk statement changed)")
             continue
         rows.append({"quote_id": quote["quote_id"], "source_post_id": quote["source_post_id"],
                      "text": decision["text"], **{k: checked[k] for k in SCORE_FIELDS},
